@@ -1,0 +1,40 @@
+using System.CommandLine;
+using Toolchain.Suites;
+
+namespace Toolchain.Cli;
+
+/// <summary>An error the user can fix: printed as one line, exit code 2, no stack trace.</summary>
+public sealed class UserError(string message) : Exception(message);
+
+public static class Cli
+{
+    /// <summary>Exit code for bad input (malformed files, unknown names, impossible requests).</summary>
+    public const int BadInput = 2;
+
+    public static int Invoke(RootCommand root, string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
+    {
+        var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        if (stdout is not null) config.Output = stdout;
+        if (stderr is not null) config.Error = stderr;
+        try
+        {
+            return root.Parse(args).Invoke(config);
+        }
+        catch (Exception e) when (IsUserError(e))
+        {
+            (stderr ?? Console.Error).WriteLine("error: " + e.Message);
+            return BadInput;
+        }
+    }
+
+    private static bool IsUserError(Exception e) =>
+        e is UserError or SuiteFormatException or FormatException or KeyNotFoundException or FileNotFoundException
+            or DirectoryNotFoundException or ArgumentException or InvalidDataException or NotSupportedException;
+
+    /// <summary>Writes text with '\n' line endings whatever the platform, so outputs are byte-identical everywhere.</summary>
+    public static void Line(TextWriter w, string text = "")
+    {
+        w.Write(text);
+        w.Write('\n');
+    }
+}

@@ -1,0 +1,16 @@
+using System.CommandLine;
+
+namespace Toolchain.Cli.Commands;
+
+/// <summary>The whole command tree of `toolchain`.</summary>
+public static class Root
+{
+    public static RootCommand Create()
+    {
+        var root = new RootCommand("toolchain: train, export and grade algorithm-learning networks (did it learn an algorithm, or only the training lengths?)");
+        root.Subcommands.Add(TasksCommand.Create());
+        root.Subcommands.Add(SampleCommand.Create());
+        root.Subcommands.Add(SuitesCommand.Create());
+        return root;
+    }
+}
