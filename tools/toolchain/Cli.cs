@@ -28,7 +28,7 @@ public static class Cli
     }
 
     private static bool IsUserError(Exception e) =>
-        e is UserError or SuiteFormatException or FormatException or KeyNotFoundException or FileNotFoundException
+        e is UserError or SuiteFormatException or Toolchain.Train.CheckpointException or FormatException or KeyNotFoundException or FileNotFoundException
             or DirectoryNotFoundException or ArgumentException or InvalidDataException or NotSupportedException;
 
     /// <summary>Writes text with '\n' line endings whatever the platform, so outputs are byte-identical everywhere.</summary>

@@ -11,6 +11,7 @@ public static class Root
         root.Subcommands.Add(TasksCommand.Create());
         root.Subcommands.Add(SampleCommand.Create());
         root.Subcommands.Add(SuitesCommand.Create());
+        root.Subcommands.Add(TrainCommand.Create());
         return root;
     }
 }

@@ -1,0 +1,89 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Toolchain.Train.Models;
+
+/// <summary>
+/// `dngpu`: the improved Neural GPU of Freivalds &amp; Liepins (2017), "Improving the Neural GPU
+/// Architecture for Algorithm Learning".
+///
+/// The state is 1-D: [batch, m, n] (m maps over n positions), initialised with the embedded input.
+/// Each of n steps applies one gated unit with hard nonlinearities and a diagonal gate:
+///     r = hard_sigmoid(W_r * s + b_r),  u = hard_sigmoid(W_u * s + b_u)
+///     c = hard_tanh(W_c * (r . s) + b_c)                  (dropout on c while training)
+///     s = u . shift(s) + (1 - u) . c
+/// where `*` is a zero-padded 1-D convolution of width 3, hard_sigmoid(x) = clip(0.5x + 0.5, 0, 1),
+/// hard_tanh(x) = clip(x, -1, 1), and shift moves the first third of the maps one position left
+/// (towards position 0), the second third one position right, and leaves the rest in place.
+/// The saturation cost mean(relu(|x| - 0.9)) over every pre-activation keeps the gates off the flat parts.
+/// Initial gate biases: reset 0.5, update 0.7. Logits = O s_n at every position.
+/// </summary>
+public sealed class ImprovedNeuralGpu : AlgorithmicModel
+{
+    private readonly int _m, _k;
+    private readonly double _dropout;
+
+    private Parameter embedding;   // [V, m]
+    private Parameter gate_weight; // [2m, m, k]: reset then update
+    private Parameter gate_bias;   // [2m]
+    private Parameter cand_weight; // [m, m, k]
+    private Parameter cand_bias;   // [m]
+    private Parameter out_weight;  // [V, m]
+    private Parameter out_bias;    // [V]
+
+    public ImprovedNeuralGpu(RunConfig c, int vocab) : base("dngpu", c, vocab)
+    {
+        (_m, _k, _dropout) = (c.Maps, c.KernelWidth, c.Dropout);
+        long fanIn = (long)_m * _k;
+        embedding = Uniform(_m, vocab, _m);
+        gate_weight = Uniform(fanIn, 2 * _m, _m, _k);
+        gate_bias = new Parameter(torch.cat([torch.full(_m, 0.5), torch.full(_m, 0.7)]));
+        cand_weight = Uniform(fanIn, _m, _m, _k);
+        cand_bias = Constant(0.0, _m);
+        out_weight = Uniform(_m, vocab, _m);
+        out_bias = Constant(0.0, vocab);
+        RegisterComponents();
+    }
+
+    /// <summary>Sizes of the three shift groups: (left, right, none).</summary>
+    public static (int Left, int Right, int None) ShiftGroups(int m) => (m / 3, m / 3, m - 2 * (m / 3));
+
+    public override ModelOutput Run(Tensor tokens, bool keepStates)
+    {
+        long n = tokens.shape[1];
+        var s = Embed(embedding, tokens).permute(0, 2, 1); // [B, m, n]
+        var states = keepStates ? new List<Tensor> { s.permute(0, 2, 1) } : null;
+        var saturation = torch.zeros(1, device: s.device).squeeze();
+        long padding = _k / 2;
+        for (long step = 0; step < n; step++)
+        {
+            var gatesPre = F.conv1d(s, gate_weight, gate_bias, padding: padding);
+            var reset = HardSigmoid(gatesPre.narrow(1, 0, _m));
+            var update = HardSigmoid(gatesPre.narrow(1, _m, _m));
+            var candPre = F.conv1d(reset * s, cand_weight, cand_bias, padding: padding);
+            var candidate = candPre.clamp(-1, 1);
+            if (training && _dropout > 0) candidate = F.dropout(candidate, _dropout, training: true);
+            s = update * Shift(s) + (1 - update) * candidate;
+            if (training) saturation = saturation + Saturation(gatesPre) + Saturation(candPre);
+            states?.Add(s.permute(0, 2, 1));
+        }
+        var logits = torch.matmul(s.permute(0, 2, 1), out_weight.t()) + out_bias;
+        return new ModelOutput(logits, states is null ? null : torch.stack(states, 1), training ? saturation / n : null);
+    }
+
+    private static Tensor HardSigmoid(Tensor x) => (x * 0.5 + 0.5).clamp(0, 1);
+
+    private static Tensor Saturation(Tensor x) => F.relu(x.abs() - 0.9).mean();
+
+    /// <summary>The diagonal gate's shift: maps [0, a) take the value of position i+1, maps [a, 2a) of position
+    /// i-1 (zero beyond the ends), the remaining maps stay.</summary>
+    private Tensor Shift(Tensor s)
+    {
+        var (left, right, none) = ShiftGroups(_m);
+        var l = F.pad(s.narrow(1, 0, left).narrow(2, 1, s.shape[2] - 1), [0, 1]);
+        var r = F.pad(s.narrow(1, left, right).narrow(2, 0, s.shape[2] - 1), [1, 0]);
+        return torch.cat([l, r, s.narrow(1, left + right, none)], 1);
+    }
+}

@@ -1,0 +1,194 @@
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Toolchain.Train;
+
+/// <summary>
+/// Everything that defines one training run. Resolved from a preset plus overrides, saved with every
+/// checkpoint, and written into exported models as `toolchain.config`. Names on disk are snake_case.
+/// </summary>
+public sealed record RunConfig
+{
+    // ---- what is learned ----
+    /// <summary>Registered task name (see `toolchain tasks`).</summary>
+    public string Task { get; init; } = "badd";
+    /// <summary>Registered architecture: ngpu, dngpu, gru, lstm, cnn, transformer.</summary>
+    public string Arch { get; init; } = "dngpu";
+    /// <summary>Training size k (digits per operand / input symbols). Inputs up to k = 20 (length 41), like the papers.</summary>
+    public int TrainLength { get; init; } = 20;
+    public ulong Seed { get; init; } = 1;
+    public int Steps { get; init; } = 2000;
+    /// <summary>Examples per length bin per step.</summary>
+    public int BatchSize { get; init; } = 32;
+
+    // ---- model ----
+    /// <summary>Channels m of the state (Neural GPU maps, RNN hidden size, transformer width).</summary>
+    public int Maps { get; init; } = 48;
+    /// <summary>Neural GPU mental-image width w.</summary>
+    public int Width { get; init; } = 4;
+    /// <summary>CGRU layers per step (ngpu), or depth of the baselines (layers of cnn/transformer/rnn).</summary>
+    public int Layers { get; init; } = 2;
+    /// <summary>Convolution kernel width (across the mental image) and height (along positions).</summary>
+    public int KernelWidth { get; init; } = 3;
+    public int KernelHeight { get; init; } = 3;
+    /// <summary>Transformer attention heads.</summary>
+    public int Heads { get; init; } = 4;
+    /// <summary>Transformer positional encoding: sinusoidal or learned (learned ones stop at max_positions).</summary>
+    public string Positions { get; init; } = "sinusoidal";
+    public int MaxPositions { get; init; } = 64;
+    /// <summary>Neural GPU gate cutoff: sigma'(x) = clamp(cutoff*sigmoid(x) - (cutoff-1)/2, 0, 1).</summary>
+    public double GateCutoff { get; init; } = 1.2;
+
+    // ---- optimizer ----
+    /// <summary>adamax (default) or adam.</summary>
+    public string Optimizer { get; init; } = "adamax";
+    public double LearningRate { get; init; } = 0.01;
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.999;
+    /// <summary>DNGPU schedule beta2 = 1 - max(5e-4, 0.01 * 0.5^(step/2000)) instead of the fixed beta2.</summary>
+    public bool Beta2Schedule { get; init; }
+    public double Epsilon { get; init; } = 1e-8;
+    /// <summary>Clip the global gradient norm to this value; 0 disables clipping.</summary>
+    public double GradClip { get; init; }
+    /// <summary>Multiply the learning rate by this when the loss turned NaN/inf and the last checkpoint was restored.</summary>
+    public double NanLearningRateFactor { get; init; } = 0.5;
+
+    // ---- the Neural GPU training tricks ----
+    /// <summary>Curriculum on size: start at curriculum_start, move up when the sequence error falls under the threshold.</summary>
+    public bool Curriculum { get; init; }
+    public int CurriculumStart { get; init; } = 3;
+    public double CurriculumThreshold { get; init; } = 0.15;
+    /// <summary>Fraction of curriculum minibatches whose size is drawn uniformly over the whole range.</summary>
+    public double CurriculumRandomFraction { get; init; } = 0.2;
+    /// <summary>All length bins at once every step (DNGPU); the bins are sizes up to train_length.</summary>
+    public bool AllBins { get; init; }
+    /// <summary>Parameter-sharing relaxation: number of parameter sets (1 = off).</summary>
+    public int Relaxation { get; init; } = 1;
+    public double RelaxationPull { get; init; } = 0.0005;
+    public double RelaxationPullGrowth { get; init; } = 1.2;
+    /// <summary>Dropout probability on the recurrent state (ngpu) or the candidate (dngpu).</summary>
+    public double Dropout { get; init; }
+    /// <summary>Gradient noise: variance grad_noise / sqrt(step+1), scaled by the fraction of wrong outputs; 0 = off.</summary>
+    public double GradNoise { get; init; }
+    /// <summary>DNGPU saturation cost weight (0 = off), re-balanced every saturation_rebalance steps to keep it this fraction of the loss.</summary>
+    public double SaturationWeight { get; init; }
+    public int SaturationRebalance { get; init; } = 200;
+
+    // ---- bookkeeping ----
+    public int LogEvery { get; init; } = 25;
+    public int CheckpointEvery { get; init; } = 100;
+    public int KeepCheckpoints { get; init; } = 3;
+    /// <summary>cpu or cuda.</summary>
+    public string Device { get; init; } = "cpu";
+    /// <summary>Torch intra-op threads; 0 keeps the library default.</summary>
+    public int Threads { get; init; }
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static RunConfig FromJson(string json) =>
+        JsonSerializer.Deserialize<RunConfig>(json, Json) ?? throw new InvalidDataException("empty run configuration");
+
+    /// <summary>Named presets. Every value stays overridable.</summary>
+    public static IReadOnlyDictionary<string, string> PresetDescriptions { get; } = new Dictionary<string, string>
+    {
+        ["ngpu-paper"] = "Kaiser & Sutskever: m=24, w=4, l=2, 3x3 kernels, Adam-style clipping 1, curriculum, relaxation r=6, dropout, gradient noise",
+        ["dngpu-paper"] = "Freivalds & Liepins: m=48 (96 for bmul), hard gates, diagonal shifts, all bins at once, AdaMax lr 0.01*48/m with the beta2 schedule, saturation cost",
+        ["baseline"] = "defaults for gru, lstm, cnn, transformer: m=64, 2 layers, Adam lr 1e-3, all bins at once",
+        ["tiny"] = "a very small model for tests: m=8, short runs",
+    };
+
+    public static RunConfig Preset(string name, string arch, string task)
+    {
+        var c = new RunConfig { Arch = arch, Task = task };
+        return name switch
+        {
+            "ngpu-paper" => c with
+            {
+                Maps = 24, Width = 4, Layers = 2, KernelWidth = 3, KernelHeight = 3, Optimizer = "adam", LearningRate = 1e-3,
+                Epsilon = 1e-4, GradClip = 1.0, Curriculum = true, Relaxation = 6, Dropout = 0.06, GradNoise = 1e-3, BatchSize = 32,
+            },
+            "dngpu-paper" => c with
+            {
+                Maps = task == "bmul" ? 96 : 48, LearningRate = 0.01 * 48 / (task == "bmul" ? 96 : 48), Beta2Schedule = true,
+                AllBins = true, Dropout = task == "badd" ? 0.5 : 0.1, SaturationWeight = 1e-3, GradNoise = 1e-3, BatchSize = 32,
+            },
+            "baseline" => c with { Maps = 64, Layers = 2, Optimizer = "adam", LearningRate = 1e-3, GradClip = 1.0, AllBins = true, BatchSize = 32 },
+            "tiny" => c with { Maps = 8, Width = 2, Layers = 1, Heads = 2, TrainLength = 6, BatchSize = 8, Steps = 20, LogEvery = 5, CheckpointEvery = 10, AllBins = true },
+            _ => throw new ArgumentException($"unknown preset '{name}'; presets: {string.Join(", ", PresetDescriptions.Keys)}"),
+        };
+    }
+
+    /// <summary>The preset an architecture uses when none is named.</summary>
+    public static string DefaultPreset(string arch) => arch switch
+    {
+        "ngpu" => "ngpu-paper",
+        "dngpu" => "dngpu-paper",
+        _ => "baseline",
+    };
+
+    /// <summary>Applies `name=value` overrides (snake_case names). Unknown names and mistyped values are errors.</summary>
+    public RunConfig With(IEnumerable<string> overrides)
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(ToJson())!.AsObject();
+        foreach (var o in overrides)
+        {
+            int eq = o.IndexOf('=');
+            if (eq <= 0) throw new ArgumentException($"override '{o}' is not name=value");
+            string key = o[..eq].Trim(), value = o[(eq + 1)..].Trim();
+            var prop = Properties.FirstOrDefault(p => p.Name == key);
+            if (prop.Name is null)
+                throw new ArgumentException($"unknown setting '{key}'; settings: {string.Join(", ", Properties.Select(p => p.Name))}");
+            node[key] = Parse(prop, value);
+        }
+        return FromJson(node.ToJsonString());
+    }
+
+    private static System.Text.Json.Nodes.JsonNode Parse((string Name, Type Type) prop, string value)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        string bad = $"setting '{prop.Name}' expects {TypeName(prop.Type)}, got '{value}'";
+        if (prop.Type == typeof(int)) return int.TryParse(value, NumberStyles.Integer, inv, out int i) ? i : throw new ArgumentException(bad);
+        if (prop.Type == typeof(ulong)) return ulong.TryParse(value, NumberStyles.None, inv, out ulong u) ? u : throw new ArgumentException(bad);
+        if (prop.Type == typeof(double)) return double.TryParse(value, NumberStyles.Float, inv, out double d) && double.IsFinite(d) ? d : throw new ArgumentException(bad);
+        if (prop.Type == typeof(bool)) return bool.TryParse(value, out bool b) ? b : throw new ArgumentException(bad);
+        return value;
+    }
+
+    private static string TypeName(Type t) =>
+        t == typeof(int) || t == typeof(ulong) ? "a whole number" : t == typeof(double) ? "a number" : t == typeof(bool) ? "true or false" : "text";
+
+    private static readonly (string Name, Type Type)[] Properties = typeof(RunConfig)
+        .GetProperties(BindingFlags.Public | BindingFlags.Instance)
+        .Where(p => p.CanWrite && p.Name != "EqualityContract")
+        .Select(p => (JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name), p.PropertyType)).ToArray();
+
+    /// <summary>Checks values that would otherwise fail deep inside a run.</summary>
+    public RunConfig Validate()
+    {
+        void Require(bool ok, string message) { if (!ok) throw new ArgumentException(message); }
+        Require(Toolchain.Suites.TaskRegistry.TryGet(Task) is not null, $"unknown task '{Task}'");
+        Require(Models.ModelRegistry.Names.Contains(Arch), $"unknown architecture '{Arch}'; architectures: {string.Join(", ", Models.ModelRegistry.Names)}");
+        Require(TrainLength >= 1, "train_length must be at least 1");
+        Require(Steps >= 0, "steps must be at least 0");
+        Require(BatchSize >= 1, "batch_size must be at least 1");
+        Require(Maps >= 1 && Width >= 1 && Layers >= 1, "maps, width and layers must be at least 1");
+        Require(KernelWidth % 2 == 1 && KernelHeight % 2 == 1, "kernel_width and kernel_height must be odd");
+        Require(Relaxation >= 1, "relaxation must be at least 1 (1 = off)");
+        Require(Dropout is >= 0 and < 1, "dropout must be in [0, 1)");
+        Require(Optimizer is "adamax" or "adam", $"optimizer must be adamax or adam, not '{Optimizer}'");
+        Require(Device is "cpu" or "cuda", $"device must be cpu or cuda, not '{Device}'");
+        Require(Positions is "sinusoidal" or "learned", $"positions must be sinusoidal or learned, not '{Positions}'");
+        Require(Arch != "transformer" || Maps % Heads == 0, "maps must be divisible by heads");
+        Require(KeepCheckpoints >= 1 && CheckpointEvery >= 1 && LogEvery >= 1, "keep_checkpoints, checkpoint_every and log_every must be at least 1");
+        return this;
+    }
+}

@@ -1,0 +1,381 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Toolchain.Suites;
+using Toolchain.Train.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Toolchain.Train;
+
+/// <summary>One line of the metrics log (metrics.jsonl) and of the progress display.</summary>
+public sealed record StepMetrics(long Step, int Size, double Loss, double SymbolAccuracy, double SequenceAccuracy,
+    double ExamplesPerSecond, double ElapsedSeconds, double LearningRate);
+
+/// <summary>What a run did: per-step losses (for exact-resume checks) and events such as NaN recoveries.</summary>
+public sealed class TrainResult
+{
+    public List<(long Step, double Loss)> Losses { get; } = [];
+    public List<string> Events { get; } = [];
+    public StepMetrics? Last { get; set; }
+    public required string RunDirectory { get; init; }
+}
+
+/// <summary>
+/// Trains one model on one task. Every step's data and random draws are a pure function of (seed, step),
+/// and the whole mutable state (parameters, optimizer moments, curriculum and schedules) is in the
+/// checkpoint, so a run killed at any moment resumes exactly where its last checkpoint left it.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private readonly RunConfig _config;
+    private readonly AlgorithmicTask _task;
+    private readonly string _dir;
+    private readonly TextWriter _log;
+    private readonly Device _device;
+    private AlgorithmicModel _model;
+    private readonly Optimizer _optimizer;
+    private TrainerState _state = new();
+
+    /// <summary>Test hook: return true to make the loss of that step NaN (exercises the recovery path).</summary>
+    public Func<long, bool>? PoisonLoss { get; set; }
+
+    /// <summary>Called after every completed step with the number of steps done.</summary>
+    public Action<long>? AfterStep { get; set; }
+
+    public Trainer(RunConfig config, string runDirectory, TextWriter? log = null)
+    {
+        _config = config.Validate();
+        _task = TaskRegistry.Get(config.Task);
+        _dir = runDirectory;
+        _log = log ?? TextWriter.Null;
+        _device = ResolveDevice(config.Device);
+        if (config.Threads > 0) torch.set_num_threads(config.Threads);
+        torch.manual_seed((long)(Rng.StableHash(config.Seed, "init") >> 1));
+        _model = ModelRegistry.Create(config, _task.Vocab.Count);
+        _model.to(_device);
+        _optimizer = new Optimizer(config.Optimizer);
+    }
+
+    public AlgorithmicModel Model => _model;
+
+    public static Device ResolveDevice(string device)
+    {
+        if (device == "cpu") return torch.CPU;
+        if (device != "cuda") throw new ArgumentException($"device must be cpu or cuda, not '{device}'");
+        if (!torch.cuda.is_available())
+            throw new ArgumentException("--device cuda: TorchSharp has no usable CUDA backend in this build (it references TorchSharp-cpu, or no CUDA driver/GPU is present); " +
+                "build with -p:TorchBackend=cuda on a machine with CUDA, or use --device cpu");
+        return torch.CUDA;
+    }
+
+    /// <summary>Size bins trained at once (DNGPU) or the curriculum's range: up to the training size.</summary>
+    public static int[] Bins(AlgorithmicTask task, int trainLength)
+    {
+        var bins = new SortedSet<int>();
+        for (int i = 2; i <= 10; i++) bins.Add(Math.Max(task.MinSize, (int)Math.Ceiling(trainLength * i / 10.0)));
+        return [.. bins];
+    }
+
+    /// <summary>Continues from the newest checkpoint in the run directory, if there is one.</summary>
+    public bool TryResume()
+    {
+        foreach (var file in Checkpoint.InDirectory(_dir))
+        {
+            Checkpoint ckpt;
+            try { ckpt = Checkpoint.Load(file); }
+            catch (CheckpointException e)
+            {
+                _log.WriteLine($"resume: refusing {e.Message}; trying the previous checkpoint");
+                continue;
+            }
+            var saved = ckpt.Config with { Steps = _config.Steps, LogEvery = _config.LogEvery, CheckpointEvery = _config.CheckpointEvery, KeepCheckpoints = _config.KeepCheckpoints, Threads = _config.Threads, Device = _config.Device };
+            if (saved != _config)
+                throw new ArgumentException($"{file}: the checkpoint was trained with a different configuration; resume with the same settings (only steps, logging, checkpointing, threads and device may change). Saved: {ckpt.Config.ToJson()}");
+            Restore(ckpt);
+            _log.WriteLine($"resumed from {Path.GetFileName(file)} at step {_state.Step}");
+            return true;
+        }
+        return false;
+    }
+
+    private void Restore(Checkpoint ckpt)
+    {
+        _state = TrainerState.FromJson(ckpt.State);
+        var parameters = ckpt.Tensors.Where(kv => kv.Key.StartsWith("model/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[6..], kv => kv.Value);
+        if (parameters.TryGetValue("gate_weight", out var gw) && _model is NeuralGpu && gw.shape[0] == 1 && _model.ParameterSets > 1)
+            _model.AverageParameterSets();
+        LoadParameters(_model, parameters, ckpt.FileHash ?? "checkpoint");
+        _optimizer.LoadState(ckpt.Tensors.Where(kv => kv.Key.StartsWith("optim/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[6..], kv => kv.Value), _device);
+        _optimizer.StepCount = _state.OptimizerSteps;
+    }
+
+    /// <summary>Copies named tensors into a model's parameters; every parameter must be present with its shape.</summary>
+    public static void LoadParameters(AlgorithmicModel model, IReadOnlyDictionary<string, Tensor> tensors, string source)
+    {
+        using var _ = torch.no_grad();
+        foreach (var (name, p) in model.named_parameters())
+        {
+            if (!tensors.TryGetValue(name, out var t))
+                throw new CheckpointException($"{source}: parameter '{name}' of architecture '{model.Config.Arch}' is missing from the checkpoint");
+            if (!t.shape.SequenceEqual(p.shape))
+                throw new CheckpointException($"{source}: parameter '{name}' has shape [{string.Join(",", t.shape)}] in the checkpoint but [{string.Join(",", p.shape)}] in the model");
+            p.copy_(t);
+        }
+    }
+
+    private void SaveCheckpoint()
+    {
+        using var scope = torch.NewDisposeScope();
+        Directory.CreateDirectory(_dir);
+        _state.OptimizerSteps = _optimizer.StepCount;
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, p) in _model.named_parameters()) tensors["model/" + name] = p;
+        foreach (var (name, t) in _optimizer.StateTensors()) tensors["optim/" + name] = t;
+        var ckpt = new Checkpoint { Config = _config, State = _state.ToJson(), Tensors = tensors };
+        ckpt.Save(Path.Combine(_dir, Checkpoint.FileName(_state.Step)));
+        foreach (var old in Checkpoint.InDirectory(_dir).Skip(_config.KeepCheckpoints)) File.Delete(old);
+    }
+
+    public TrainResult Run(CancellationToken cancel = default)
+    {
+        Directory.CreateDirectory(_dir);
+        AtomicFile.WriteAllText(Path.Combine(_dir, "config.json"), _config.ToJson());
+        var result = new TrainResult { RunDirectory = _dir };
+        if (Checkpoint.InDirectory(_dir).Count == 0) SaveCheckpoint(); // step 0: NaN recovery always has a place to return to
+        var bins = Bins(_task, _config.TrainLength);
+        var clock = Stopwatch.StartNew();
+        long startStep = _state.Step, examplesSinceLog = 0;
+        double lossSum = 0, symSum = 0, seqSum = 0; int logCount = 0;
+        var logClock = Stopwatch.StartNew();
+        using var metrics = new StreamWriter(Path.Combine(_dir, "metrics.jsonl"), append: true) { AutoFlush = true, NewLine = "\n" };
+
+        while (_state.Step < _config.Steps && !cancel.IsCancellationRequested)
+        {
+            long step = _state.Step;
+            var outcome = TrainStep(step, bins);
+            if (outcome is null)
+            {
+                // the loss was NaN/inf: nothing was applied; go back to the last good checkpoint
+                string msg = RecoverFromNaN(step);
+                result.Events.Add(msg);
+                _log.WriteLine(msg);
+                continue;
+            }
+            var (loss, sym, seq, size, examples) = outcome.Value;
+            result.Losses.Add((step, loss));
+            _state.Step = step + 1;
+            examplesSinceLog += examples;
+            lossSum += loss; symSum += sym; seqSum += seq; logCount++;
+            AdvanceSchedules(size, seq, loss);
+
+            bool last = _state.Step == _config.Steps;
+            if (_state.Step % _config.LogEvery == 0 || last)
+            {
+                double rate = examplesSinceLog / Math.Max(1e-9, logClock.Elapsed.TotalSeconds);
+                var m = new StepMetrics(_state.Step, _state.CurriculumSize(_config), lossSum / logCount, symSum / logCount, seqSum / logCount,
+                    rate, clock.Elapsed.TotalSeconds, CurrentLearningRate(step));
+                result.Last = m;
+                metrics.WriteLine(System.Text.Json.JsonSerializer.Serialize(m, RunConfig.Json).ReplaceLineEndings("").Replace("  ", ""));
+                double perStep = clock.Elapsed.TotalSeconds / Math.Max(1, _state.Step - startStep);
+                var eta = TimeSpan.FromSeconds(perStep * (_config.Steps - _state.Step));
+                _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"step {_state.Step,6}/{_config.Steps}  k={m.Size,-4} loss {m.Loss,8:F4}  sym {m.SymbolAccuracy * 100,6:F2}%  seq {m.SequenceAccuracy * 100,6:F2}%  {rate,7:F1} ex/s  ETA {eta:hh\\:mm\\:ss}"));
+                lossSum = symSum = seqSum = 0; logCount = 0; examplesSinceLog = 0;
+                logClock.Restart();
+            }
+            if (last && _model.ParameterSets > 1)
+            {
+                _model.AverageParameterSets();
+                result.Events.Add($"step {_state.Step}: relaxation parameter sets averaged into one");
+                _log.WriteLine(result.Events[^1]);
+            }
+            if (_state.Step % _config.CheckpointEvery == 0 || last) SaveCheckpoint();
+            AfterStep?.Invoke(_state.Step);
+        }
+        if (cancel.IsCancellationRequested) SaveCheckpoint();
+        return result;
+    }
+
+    private double CurrentLearningRate(long step) => _config.LearningRate * _state.LearningRateScale;
+
+    private double Beta2(long step) =>
+        _config.Beta2Schedule ? 1 - Math.Max(5e-4, 0.01 * Math.Pow(0.5, step / 2000.0)) : _config.Beta2;
+
+    /// <summary>One optimizer step; null when the loss was not finite (nothing applied).</summary>
+    private (double Loss, double Sym, double Seq, int Size, int Examples)? TrainStep(long step, int[] bins)
+    {
+        using var scope = torch.NewDisposeScope();
+        var rng = Rng.For(_config.Seed, "data", (long)step);
+        torch.manual_seed((long)(Rng.StableHash(_config.Seed, "torch", (long)step) >> 1));
+        int[] sizes;
+        int trackedSize;
+        if (_config.AllBins) { sizes = bins; trackedSize = bins[^1]; }
+        else if (_config.Curriculum)
+        {
+            int current = _state.CurriculumSize(_config);
+            trackedSize = rng.NextDouble() < _config.CurriculumRandomFraction ? rng.NextInt(_task.MinSize, _config.TrainLength) : current;
+            sizes = [trackedSize];
+        }
+        else { trackedSize = bins[rng.NextInt(bins.Length)]; sizes = [trackedSize]; }
+
+        _model.train();
+        var loss = torch.zeros(1, device: _device).squeeze();
+        Tensor? saturation = null;
+        double trackedSym = 0, trackedSeq = 0, wrongFraction = 0;
+        int examples = 0;
+        foreach (int size in sizes)
+        {
+            var (tokens, targets) = Batch(size, rng);
+            var output = _model.Run(tokens, keepStates: false);
+            var logits = output.Logits;
+            loss = loss + F.cross_entropy(logits.reshape(-1, _task.Vocab.Count), targets.reshape(-1));
+            if (output.Saturation is not null) saturation = saturation is null ? output.Saturation : saturation + output.Saturation;
+            using (torch.no_grad())
+            {
+                var correct = logits.argmax(-1).eq(targets);
+                double sym = correct.to(ScalarType.Float32).mean().item<float>();
+                double seq = correct.all(1).to(ScalarType.Float32).mean().item<float>();
+                wrongFraction += (1 - seq) / sizes.Length;
+                if (size == trackedSize) { trackedSym = sym; trackedSeq = seq; }
+            }
+            examples += _config.BatchSize;
+        }
+        double ceLoss = loss.item<float>();
+        if (saturation is not null && _config.SaturationWeight > 0)
+        {
+            _state.SaturationSum += saturation.item<float>();
+            _state.LossSum += ceLoss;
+            _state.SaturationCount++;
+            loss = loss + saturation * _state.SaturationWeight(_config);
+        }
+        if (_model.ParameterSets > 1) loss = loss + _model.RelaxationDistance() * _state.Pull(_config);
+        if (PoisonLoss?.Invoke(step) == true) loss = loss * double.NaN;
+        double total = loss.item<float>();
+        if (!double.IsFinite(total)) return null;
+
+        var named = _model.named_parameters().ToList();
+        foreach (var (_, p) in named) p.grad?.zero_();
+        loss.backward();
+        using (torch.no_grad())
+        {
+            if (_config.GradNoise > 0)
+            {
+                double std = Math.Sqrt(_config.GradNoise / Math.Sqrt(step + 1) * wrongFraction);
+                if (std > 0)
+                    foreach (var (_, p) in named) p.grad?.add_(torch.randn_like(p.grad) * std);
+            }
+            if (_config.GradClip > 0) nn.utils.clip_grad_norm_(named.Select(n => n.parameter), _config.GradClip);
+        }
+        _optimizer.Step(named, CurrentLearningRate(step), _config.Beta1, Beta2(step), _config.Epsilon);
+        return (ceLoss, trackedSym, trackedSeq, trackedSize, examples);
+    }
+
+    /// <summary>A batch of one size: tokens and targets [batch, length], int64, on the device.</summary>
+    private (Tensor Tokens, Tensor Targets) Batch(int size, Rng rng)
+    {
+        int length = _task.LengthForSize(size);
+        var tokens = new long[_config.BatchSize * length];
+        var targets = new long[_config.BatchSize * length];
+        for (int b = 0; b < _config.BatchSize; b++)
+        {
+            var ex = _task.Generate(size, AlgorithmicTask.Random, rng);
+            for (int i = 0; i < length; i++)
+            {
+                tokens[b * length + i] = ex.Input[i];
+                targets[b * length + i] = ex.Target[i];
+            }
+        }
+        return (torch.tensor(tokens, [_config.BatchSize, length], device: _device), torch.tensor(targets, [_config.BatchSize, length], device: _device));
+    }
+
+    private void AdvanceSchedules(int size, double seqAccuracy, double loss)
+    {
+        // curriculum: move up when the sequence error at the current size falls under the threshold
+        if (_config.Curriculum && !_config.AllBins && size == _state.CurriculumSize(_config) && _state.Curriculum < _config.TrainLength)
+        {
+            _state.CurriculumError = 0.9 * _state.CurriculumError + 0.1 * (1 - seqAccuracy);
+            if (_state.CurriculumError < _config.CurriculumThreshold)
+            {
+                _state.Curriculum = _state.CurriculumSize(_config) + 1;
+                _state.CurriculumError = 1.0;
+                _state.PullScale *= _config.RelaxationPullGrowth;
+                _log.WriteLine($"step {_state.Step}: curriculum moves to size {_state.Curriculum}");
+                if (_state.Curriculum >= _config.TrainLength && _model.ParameterSets > 1)
+                {
+                    _model.AverageParameterSets();
+                    _log.WriteLine($"step {_state.Step}: full length reached; relaxation parameter sets averaged into one");
+                }
+            }
+        }
+        // saturation cost: every N steps re-balance its weight to keep it a fixed fraction of the loss
+        if (_config.SaturationWeight > 0 && _state.SaturationCount >= _config.SaturationRebalance)
+        {
+            double avgSat = _state.SaturationSum / _state.SaturationCount, avgLoss = _state.LossSum / _state.SaturationCount;
+            _state.SaturationScale = avgSat > 1e-12 ? avgLoss / avgSat : _state.SaturationScale;
+            _state.SaturationSum = _state.LossSum = 0;
+            _state.SaturationCount = 0;
+        }
+    }
+
+    private string RecoverFromNaN(long step)
+    {
+        _state.NanRecoveries++;
+        if (_state.NanRecoveries > 8)
+            throw new InvalidOperationException($"the loss turned NaN/inf {_state.NanRecoveries} times; stopping. Lower learning_rate or enable grad_clip and start again.");
+        var latest = Checkpoint.InDirectory(_dir).FirstOrDefault()
+            ?? throw new InvalidOperationException("the loss turned NaN/inf and there is no checkpoint to return to");
+        var ckpt = Checkpoint.Load(latest);
+        int recoveries = _state.NanRecoveries;
+        double scale = _state.LearningRateScale * _config.NanLearningRateFactor;
+        Restore(ckpt);
+        _state.NanRecoveries = recoveries;
+        _state.LearningRateScale = scale;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"step {step}: loss is NaN/inf; restored {Path.GetFileName(latest)} (step {_state.Step}) and lowered the learning rate to {CurrentLearningRate(step):G4}");
+    }
+
+    public void Dispose() => _model.Dispose();
+}
+
+/// <summary>The trainer's mutable state besides tensors, saved in every checkpoint.</summary>
+public sealed class TrainerState
+{
+    public long Step { get; set; }
+    public long OptimizerSteps { get; set; }
+    /// <summary>Curriculum size reached (0 = not started: curriculum_start).</summary>
+    public int Curriculum { get; set; }
+    public double CurriculumError { get; set; } = 1.0;
+    public double PullScale { get; set; } = 1.0;
+    public double LearningRateScale { get; set; } = 1.0;
+    public double SaturationScale { get; set; } = 1.0;
+    public double SaturationSum { get; set; }
+    public double LossSum { get; set; }
+    public int SaturationCount { get; set; }
+    public int NanRecoveries { get; set; }
+
+    public int CurriculumSize(RunConfig c) =>
+        !c.Curriculum || c.AllBins ? c.TrainLength : Math.Clamp(Curriculum == 0 ? c.CurriculumStart : Curriculum, 1, c.TrainLength);
+
+    public double Pull(RunConfig c) => c.RelaxationPull * PullScale;
+    public double SaturationWeight(RunConfig c) => c.SaturationWeight * SaturationScale;
+
+    public JsonObject ToJson() => JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(this, RunConfig.Json))!.AsObject();
+    public static TrainerState FromJson(JsonObject o) =>
+        System.Text.Json.JsonSerializer.Deserialize<TrainerState>(o.ToJsonString(), RunConfig.Json) ?? new TrainerState();
+}
+
+/// <summary>Atomic text writes: temp file beside the target, then rename.</summary>
+public static class AtomicFile
+{
+    public static void WriteAllText(string path, string text)
+    {
+        string full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        string temp = $"{full}.{Environment.ProcessId}.tmp";
+        File.WriteAllText(temp, text);
+        File.Move(temp, full, overwrite: true);
+    }
+}

@@ -1,0 +1,237 @@
+using Toolchain.Suites;
+using Toolchain.Train;
+using Toolchain.Train.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Toolchain.Tests.Train;
+
+/// <summary>TorchSharp tests share one native runtime; run them one at a time.</summary>
+[CollectionDefinition("torch", DisableParallelization = true)]
+public sealed class TorchCollection;
+
+[Collection("torch")]
+public class TrainTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "toolchain-train-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    private static RunConfig Tiny(string arch, string task = "copy") => RunConfig.Preset("tiny", arch, task);
+
+    public static TheoryData<string> Architectures()
+    {
+        var d = new TheoryData<string>();
+        foreach (var n in ModelRegistry.Names) d.Add(n);
+        return d;
+    }
+
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void Every_architecture_maps_tokens_to_logits_at_every_length(string arch)
+    {
+        var task = TaskRegistry.Get("badd");
+        var config = Tiny(arch, "badd") with { Relaxation = arch == "ngpu" ? 3 : 1 };
+        using var model = ModelRegistry.Create(config.Validate(), task.Vocab.Count);
+        model.eval();
+        using var _ = torch.no_grad();
+        foreach (int size in new[] { 1, 3, 20, 50 })
+        {
+            using var scope = torch.NewDisposeScope();
+            int length = task.LengthForSize(size);
+            var tokens = torch.randint(0, task.Vocab.Count, [3, length], dtype: ScalarType.Int64);
+            var output = model.Run(tokens, keepStates: true);
+            output.Logits.shape.Should().Equal(3, length, task.Vocab.Count);
+            output.States!.shape[0].Should().Be(3);
+            output.States.shape[2].Should().Be(length, "states are [batch, steps, positions, channels]");
+            float.IsFinite(output.Logits.abs().sum().item<float>()).Should().BeTrue();
+        }
+    }
+
+    [Fact]
+    public void Neural_gpu_states_have_one_image_per_step_and_the_documented_channels()
+    {
+        var config = Tiny("ngpu") with { Maps = 6, Width = 3 };
+        using var model = ModelRegistry.Create(config, 3);
+        using var _ = torch.no_grad();
+        var output = model.Run(torch.ones(2, 7, dtype: ScalarType.Int64), keepStates: true);
+        output.States!.shape.Should().Equal(2, 8, 7, 18); // n + 1 images of [n, w*m]
+    }
+
+    [Fact]
+    public void Tiny_dngpu_learns_copy_to_full_sequence_accuracy_at_its_training_length()
+    {
+        var config = Tiny("dngpu", "copy") with { Maps = 16, BatchSize = 16, Steps = 200, LogEvery = 50, CheckpointEvery = 200 };
+        using var trainer = new Trainer(config, _dir);
+        trainer.Run();
+        var task = TaskRegistry.Get("copy");
+        var model = trainer.Model;
+        model.eval();
+        using var _ = torch.no_grad();
+        var rng = new Rng(12345);
+        int correct = 0, total = 128;
+        for (int i = 0; i < total; i++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var ex = task.Generate(config.TrainLength, "random", rng);
+            var logits = model.forward(torch.tensor(ex.Input.Select(t => (long)t).ToArray(), [1, ex.Length]));
+            var predicted = logits.argmax(-1).data<long>().Select(v => (int)v).ToArray();
+            if (task.Check(ex.Input, predicted).Correct) correct++;
+        }
+        correct.Should().Be(total, "a tiny dngpu must learn copy exactly at its training length");
+    }
+
+    [Fact]
+    public void A_resumed_run_repeats_the_uninterrupted_losses()
+    {
+        var config = Tiny("dngpu", "badd") with { Steps = 12, CheckpointEvery = 4, LogEvery = 4, Dropout = 0.2, GradNoise = 1e-3, SaturationWeight = 1e-3, SaturationRebalance = 3, Beta2Schedule = true };
+        List<(long, double)> straight;
+        using (var t = new Trainer(config, Path.Combine(_dir, "a"))) straight = t.Run().Losses;
+
+        string b = Path.Combine(_dir, "b");
+        using (var t = new Trainer(config with { Steps = 6 }, b)) t.Run();  // "killed" after step 6
+        File.Delete(Path.Combine(b, Checkpoint.FileName(6)));             // ...before its step-6 checkpoint was complete
+        List<(long, double)> resumed;
+        using (var t = new Trainer(config, b))
+        {
+            t.TryResume().Should().BeTrue();
+            resumed = t.Run().Losses;
+        }
+        resumed.First().Item1.Should().Be(4, "the newest intact checkpoint is the one at step 4");
+        var expected = straight.Where(s => s.Item1 >= 4).ToList();
+        resumed.Select(x => x.Item1).Should().Equal(expected.Select(x => x.Item1));
+        for (int i = 0; i < expected.Count; i++)
+            resumed[i].Item2.Should().BeApproximately(expected[i].Item2, 1e-5);
+    }
+
+    [Fact]
+    public void Relaxation_sets_are_averaged_into_one_parameter_set()
+    {
+        var config = Tiny("ngpu", "copy") with { Relaxation = 3, Steps = 6, CheckpointEvery = 6, LogEvery = 6, RelaxationPull = 0.0 };
+        using var trainer = new Trainer(config, _dir);
+        trainer.Model.ParameterSets.Should().Be(3);
+        Tensor? meanBefore = null;
+        trainer.AfterStep = step =>
+        {
+            if (step == 5)
+            {
+                var gw = trainer.Model.named_parameters().Single(p => p.name == "gate_weight").parameter;
+                meanBefore = gw.detach().mean([0], keepdim: true).clone().DetachFromDisposeScope();
+                (gw[0] - gw[1]).abs().max().item<float>().Should().BeGreaterThan(0, "the sets drift apart while training");
+            }
+        };
+        var result = trainer.Run();
+        // the last step changes the parameters, so compare against a fresh average of the final sets: the model
+        // has exactly one set and it is the mean of what the sets were
+        trainer.Model.ParameterSets.Should().Be(1);
+        result.Events.Should().Contain(e => e.Contains("averaged"));
+        var averaged = trainer.Model.named_parameters().Single(p => p.name == "gate_weight").parameter;
+        averaged.shape[0].Should().Be(1);
+        meanBefore.Should().NotBeNull();
+        // reload the final checkpoint: a single set, and it runs
+        var ckpt = Checkpoint.LoadLatest(_dir);
+        ckpt.Tensors["model/gate_weight"].shape[0].Should().Be(1);
+        using var reloaded = ModelRegistry.Create(config, 3);
+        reloaded.AverageParameterSets();
+        Trainer.LoadParameters(reloaded, ckpt.Tensors.Where(kv => kv.Key.StartsWith("model/")).ToDictionary(kv => kv.Key[6..], kv => kv.Value), "test");
+        reloaded.ParameterSets.Should().Be(1);
+    }
+
+    [Fact]
+    public void Averaging_gives_the_elementwise_mean_of_the_sets()
+    {
+        var config = Tiny("ngpu", "copy") with { Relaxation = 4 };
+        using var model = ModelRegistry.Create(config, 3);
+        var gw = model.named_parameters().Single(p => p.name == "cand_weight").parameter;
+        using (torch.no_grad()) gw.copy_(torch.randn(gw.shape));
+        var expected = gw.detach().mean([0], keepdim: true).clone();
+        model.AverageParameterSets();
+        model.ParameterSets.Should().Be(1);
+        var after = model.named_parameters().Single(p => p.name == "cand_weight").parameter;
+        (after - expected).abs().max().item<float>().Should().BeLessThan(1e-6f);
+        model.named_parameters().Select(p => p.name).Should().OnlyHaveUniqueItems();
+    }
+
+    [Fact]
+    public void A_nan_loss_restores_the_last_checkpoint_with_a_lower_learning_rate()
+    {
+        var config = Tiny("dngpu", "copy") with { Steps = 10, CheckpointEvery = 4, LogEvery = 5 };
+        var log = new StringWriter();
+        using var trainer = new Trainer(config, _dir, log);
+        int poisoned = 0;
+        trainer.PoisonLoss = step => step == 6 && poisoned++ == 0;
+        var result = trainer.Run();
+        result.Events.Should().ContainSingle(e => e.Contains("NaN") && e.Contains(Checkpoint.FileName(4)));
+        log.ToString().Should().Contain("lowered the learning rate to 0.005");
+        result.Losses.Select(l => l.Step).Should().Equal(0, 1, 2, 3, 4, 5, 4, 5, 6, 7, 8, 9);
+        result.Losses.Should().OnlyContain(l => double.IsFinite(l.Loss));
+        foreach (var (_, p) in trainer.Model.named_parameters())
+            float.IsFinite(p.abs().sum().item<float>()).Should().BeTrue();
+    }
+
+    [Fact]
+    public void Memory_stays_flat_across_steps()
+    {
+        var config = Tiny("dngpu", "copy") with { Steps = 300, CheckpointEvery = 100, LogEvery = 100, GradNoise = 1e-3, SaturationWeight = 1e-3, Dropout = 0.1 };
+        using var trainer = new Trainer(config, _dir);
+        long at50 = 0, at300 = 0;
+        trainer.AfterStep = step =>
+        {
+            if (step == 50) at50 = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            if (step == 300) at300 = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        };
+        trainer.Run();
+        at50.Should().BeGreaterThan(0);
+        at300.Should().Be(at50, "every step's tensors are disposed with its scope");
+    }
+
+    [Fact]
+    public void Truncated_corrupt_and_foreign_checkpoints_are_refused_clearly()
+    {
+        var config = Tiny("dngpu", "copy") with { Steps = 2, CheckpointEvery = 2 };
+        using (var t = new Trainer(config, _dir)) t.Run();
+        string good = Checkpoint.InDirectory(_dir)[0];
+        Checkpoint.Load(good).Config.Should().Be(config);
+
+        string truncated = Path.Combine(_dir, "truncated.tckpt");
+        var bytes = File.ReadAllBytes(good);
+        File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
+        FluentActions.Invoking(() => Checkpoint.Load(truncated)).Should().Throw<CheckpointException>().WithMessage($"{truncated}: *truncated or corrupt*");
+
+        string flipped = Path.Combine(_dir, "flipped.tckpt");
+        bytes[bytes.Length / 2] ^= 0x55;
+        File.WriteAllBytes(flipped, bytes);
+        FluentActions.Invoking(() => Checkpoint.Load(flipped)).Should().Throw<CheckpointException>().WithMessage("*checksum*");
+
+        string foreign = Path.Combine(_dir, "model.onnx");
+        File.WriteAllText(foreign, "not a checkpoint at all, just text");
+        FluentActions.Invoking(() => Checkpoint.Load(foreign)).Should().Throw<CheckpointException>().WithMessage("*not a Toolchain checkpoint*");
+    }
+
+    [Fact]
+    public void Unknown_or_mistyped_settings_are_errors()
+    {
+        var c = RunConfig.Preset("dngpu-paper", "dngpu", "bmul");
+        c.Maps.Should().Be(96);
+        c.With(["maps=24", "dropout=0.25", "curriculum=true"]).Should().Be(c with { Maps = 24, Dropout = 0.25, Curriculum = true });
+        FluentActions.Invoking(() => c.With(["mapz=3"])).Should().Throw<ArgumentException>().WithMessage("unknown setting 'mapz'*");
+        FluentActions.Invoking(() => c.With(["maps=many"])).Should().Throw<ArgumentException>().WithMessage("setting 'maps' expects a whole number*");
+        FluentActions.Invoking(() => c.With(["curriculum=maybe"])).Should().Throw<ArgumentException>().WithMessage("*true or false*");
+        FluentActions.Invoking(() => (c with { Arch = "rnn" }).Validate()).Should().Throw<ArgumentException>().WithMessage("*architectures*");
+        FluentActions.Invoking(() => RunConfig.Preset("fast", "dngpu", "badd")).Should().Throw<ArgumentException>().WithMessage("*presets*");
+        RunConfig.FromJson(c.ToJson()).Should().Be(c);
+    }
+
+    [Fact]
+    public void Cuda_request_without_a_cuda_backend_fails_with_one_clear_error()
+    {
+        if (torch.cuda.is_available()) return; // a machine with CUDA takes the other branch; nothing to check here
+        FluentActions.Invoking(() => Trainer.ResolveDevice("cuda")).Should().Throw<ArgumentException>().WithMessage("*-p:TorchBackend=cuda*");
+        var (code, _, err) = CliRunner.InProcess("train", "--task", "copy", "--arch", "dngpu", "--device", "cuda", "--out", Path.Combine(_dir, "cuda"));
+        code.Should().Be(2);
+        err.Should().StartWith("error: --device cuda");
+    }
+}

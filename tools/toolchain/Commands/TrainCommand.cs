@@ -1,0 +1,60 @@
+using System.CommandLine;
+using Toolchain.Train;
+using Toolchain.Train.Models;
+
+namespace Toolchain.Cli.Commands;
+
+/// <summary>`toolchain train --task T --arch A [--preset P] ... --out DIR [--resume]`.</summary>
+public static class TrainCommand
+{
+    public static Command Create()
+    {
+        var task = new Option<string>("--task") { Description = "task to learn (see `toolchain tasks`)", Required = true };
+        var arch = new Option<string>("--arch") { Description = $"architecture: {string.Join(", ", ModelRegistry.Names)}", Required = true };
+        var preset = new Option<string?>("--preset") { Description = $"named defaults: {string.Join(", ", RunConfig.PresetDescriptions.Keys)} (default: the architecture's paper preset, or baseline)" };
+        var trainLength = new Option<int?>("--train-length") { Description = "training size k (digits per operand / input symbols)" };
+        var steps = new Option<int?>("--steps") { Description = "optimizer steps in total (a resumed run continues up to this)" };
+        var seed = new Option<ulong?>("--seed") { Description = "seed of data, initialisation and dropout" };
+        var device = new Option<string?>("--device") { Description = "cpu or cuda" };
+        var threads = new Option<int?>("--threads") { Description = "torch intra-op threads" };
+        var set = new Option<string[]>("--set") { Description = "override any setting: --set maps=24 --set dropout=0.1 (snake_case names, see --dry-run)", AllowMultipleArgumentsPerToken = false };
+        var output = new Option<string>("--out") { Description = "run directory: checkpoints, config.json, metrics.jsonl", Required = true };
+        var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --out" };
+        var dryRun = new Option<bool>("--dry-run") { Description = "print the resolved configuration and exit" };
+        var cmd = new Command("train", "train a model on a task (TorchSharp)") { task, arch, preset, trainLength, steps, seed, device, threads, set, output, resume, dryRun };
+        cmd.SetAction((r, cancel) =>
+        {
+            string a = r.GetValue(arch)!, t = r.GetValue(task)!;
+            if (!ModelRegistry.Names.Contains(a)) throw new UserError($"unknown architecture '{a}'; architectures: {string.Join(", ", ModelRegistry.Names)}");
+            var config = RunConfig.Preset(r.GetValue(preset) ?? RunConfig.DefaultPreset(a), a, t);
+            config = config with
+            {
+                TrainLength = r.GetValue(trainLength) ?? config.TrainLength,
+                Steps = r.GetValue(steps) ?? config.Steps,
+                Seed = r.GetValue(seed) ?? config.Seed,
+                Device = r.GetValue(device) ?? config.Device,
+                Threads = r.GetValue(threads) ?? config.Threads,
+            };
+            config = config.With(r.GetValue(set) ?? []).Validate();
+            var w = r.InvocationConfiguration.Output;
+            if (r.GetValue(dryRun))
+            {
+                Cli.Line(w, config.ToJson().ReplaceLineEndings("\n"));
+                return Task.FromResult(0);
+            }
+            string dir = r.GetValue(output)!;
+            bool hasCheckpoints = Checkpoint.InDirectory(dir).Count > 0;
+            if (hasCheckpoints && !r.GetValue(resume))
+                throw new UserError($"{dir} already holds checkpoints; pass --resume to continue that run, or choose another --out");
+            using var trainer = new Trainer(config, dir, w);
+            if (r.GetValue(resume) && !trainer.TryResume()) Cli.Line(w, $"--resume: no checkpoint in {dir} yet; starting from step 0");
+            Cli.Line(w, $"training {config.Arch} on {config.Task}, train length {config.TrainLength}, {config.Steps} steps, device {config.Device}, run dir {dir}");
+            var result = trainer.Run(cancel);
+            Cli.Line(w, cancel.IsCancellationRequested
+                ? $"interrupted; checkpoint saved; continue with --resume"
+                : $"done: {dir}");
+            return Task.FromResult(0);
+        });
+        return cmd;
+    }
+}
