@@ -41,9 +41,11 @@ public sealed class Attr
 /// Builds one ONNX graph (the main graph or a Loop body): typed inputs and outputs, initializers stored
 /// once, and nodes whose output names are generated unless given. Keeps protobuf plumbing out of exporters.
 /// </summary>
-public sealed class GraphBuilder(string name)
+public sealed class GraphBuilder(string name, string prefix = "")
 {
     private readonly GraphProto _graph = new() { Name = name };
+    /// <summary>Stem prefix of generated names, so a Loop body's names never collide with its outer graph's.</summary>
+    public string Prefix { get; } = prefix;
     private readonly HashSet<string> _names = [];
     private int _counter;
 
@@ -53,7 +55,7 @@ public sealed class GraphBuilder(string name)
     public string Fresh(string stem)
     {
         string n;
-        do { n = $"{stem}_{_counter++}"; } while (_names.Contains(n));
+        do { n = $"{Prefix}{stem}_{_counter++}"; } while (_names.Contains(n));
         return n;
     }
 
@@ -121,13 +123,30 @@ public sealed class GraphBuilder(string name)
     }
 
     /// <summary>A 1-D int64 constant (e.g. axes or a shape), as an initializer with a fresh name.</summary>
-    public string Ints(params long[] values) => Initializer(Fresh("const_i64"), values, values.Length);
+    public string Ints(params long[] values)
+    {
+        string key = "i:" + string.Join(",", values);
+        if (_constants.TryGetValue(key, out var existing)) return existing;
+        return _constants[key] = Initializer(Fresh("const_i64"), values, values.Length);
+    }
 
-    /// <summary>A scalar int64 constant.</summary>
-    public string Scalar(long value) => Initializer(Fresh("const_i64"), [value]);
+    /// <summary>A scalar int64 constant (one initializer per distinct value).</summary>
+    public string Scalar(long value)
+    {
+        string key = "l:" + value;
+        if (_constants.TryGetValue(key, out var existing)) return existing;
+        return _constants[key] = Initializer(Fresh("const_i64"), [value]);
+    }
 
-    /// <summary>A scalar float constant.</summary>
-    public string Scalar(float value) => Initializer(Fresh("const_f32"), [value]);
+    /// <summary>A scalar float constant (one initializer per distinct value).</summary>
+    public string Scalar(float value)
+    {
+        string key = "f:" + BitConverter.SingleToInt32Bits(value);
+        if (_constants.TryGetValue(key, out var existing)) return existing;
+        return _constants[key] = Initializer(Fresh("const_f32"), [value]);
+    }
+
+    private readonly Dictionary<string, string> _constants = new(StringComparer.Ordinal);
 
     /// <summary>A scalar bool constant (a Constant node, since raw bool initializers are byte-per-element).</summary>
     public string Bool(bool value)

@@ -12,6 +12,7 @@ public static class Root
         root.Subcommands.Add(SampleCommand.Create());
         root.Subcommands.Add(SuitesCommand.Create());
         root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(ExportCommand.Create());
         return root;
     }
 }

@@ -1,0 +1,80 @@
+using Toolchain.Export.Onnx;
+using Toolchain.Train.Models;
+using static Toolchain.Export.ModelExporter;
+
+namespace Toolchain.Export.Architectures;
+
+/// <summary>
+/// `dngpu` as ONNX: Gather embedding -> [B, m, n] state; per step Conv (gates), HardSigmoid(0.5, 0.5),
+/// Conv + Clip(-1, 1) (candidate), the diagonal shift as Slice + Pad + Concat, and the gated mix; then a
+/// per-position MatMul readout. Mirrors <see cref="ImprovedNeuralGpu"/> line by line.
+/// </summary>
+public sealed class ImprovedNeuralGpuExporter : IArchitectureExporter
+{
+    public (string Logits, string? States) Build(GraphBuilder g, AlgorithmicModel model, ExportOptions options, string tokens)
+    {
+        int m = model.Config.Maps;
+        long pad = model.Config.KernelWidth / 2;
+        var weights = new Weights(
+            Weight(g, "gate_weight", Parameter(model, "gate_weight")),
+            Weight(g, "gate_bias", Parameter(model, "gate_bias")),
+            Weight(g, "cand_weight", Parameter(model, "cand_weight")),
+            Weight(g, "cand_bias", Parameter(model, "cand_bias")));
+        string embedding = Weight(g, "embedding", Parameter(model, "embedding"));
+        string outWeight = WeightTransposed(g, "out_weight_t", Parameter(model, "out_weight"));
+        string outBias = Weight(g, "out_bias", Parameter(model, "out_bias"));
+
+        string s0 = g.Transpose(g.Gather(embedding, tokens, 0), 0, 2, 1); // [B, m, n]
+        string? image0 = options.WithStates ? g.Transpose(s0, 0, 2, 1) : null;
+        string final;
+        string? states = null;
+        if (options.Mode == ExportMode.Loop)
+        {
+            var loop = new LoopBuilder(g, "steps");
+            string s = loop.Carry("state", ElementType.Float);
+            string next = Step(loop.Body, weights, s, m, pad);
+            (string, ElementType)[] scans = options.WithStates ? [(loop.Body.Transpose(next, 0, 2, 1), ElementType.Float)] : [];
+            var (fin, scan) = loop.Finish(g.Squeeze(g.Dim(tokens, 1), 0), [s0], [next], scans);
+            final = fin[0];
+            if (options.WithStates) states = g.Concat(1, g.Unsqueeze(image0!, 1), g.Transpose(scan[0], 1, 0, 2, 3));
+        }
+        else
+        {
+            string s = s0;
+            var images = new List<string>();
+            if (image0 is not null) images.Add(g.Unsqueeze(image0, 1));
+            for (int step = 0; step < options.Length!.Value; step++)
+            {
+                s = Step(g, weights, s, m, pad);
+                if (options.WithStates) images.Add(g.Unsqueeze(g.Transpose(s, 0, 2, 1), 1));
+            }
+            final = s;
+            if (options.WithStates) states = g.Concat(1, [.. images]);
+        }
+        string logits = g.Linear(g.Transpose(final, 0, 2, 1), outWeight, outBias);
+        return (logits, states);
+    }
+
+    private sealed record Weights(string Gate, string GateBias, string Cand, string CandBias);
+
+    private static string Step(GraphBuilder b, Weights w, string s, int m, long pad)
+    {
+        string gates = b.Conv(s, w.Gate, w.GateBias, pad);
+        string reset = b.HardSigmoid(b.Slice(gates, 1, 0, m), 0.5f, 0.5f);
+        string update = b.HardSigmoid(b.Slice(gates, 1, m, 2 * m), 0.5f, 0.5f);
+        string candidate = b.Clip(b.Conv(b.Mul(reset, s), w.Cand, w.CandBias, pad), -1f, 1f);
+        string shifted = Shift(b, s, m);
+        return b.Add(b.Mul(update, shifted), b.Mul(b.Sub(b.Scalar(1f), update), candidate));
+    }
+
+    /// <summary>Maps [0, a) take position i+1, maps [a, 2a) position i-1, the rest stay (zeros past the ends).</summary>
+    private static string Shift(GraphBuilder b, string s, int m)
+    {
+        var (left, right, none) = ImprovedNeuralGpu.ShiftGroups(m);
+        var parts = new List<string>();
+        if (left > 0) parts.Add(b.Pad(b.Slice(b.Slice(s, 1, 0, left), 2, 1, long.MaxValue), 0, 0, 0, 0, 0, 1));
+        if (right > 0) parts.Add(b.Pad(b.Slice(b.Slice(s, 1, left, left + right), 2, 0, -1), 0, 0, 1, 0, 0, 0));
+        if (none > 0) parts.Add(b.Slice(s, 1, left + right, m));
+        return parts.Count == 1 ? parts[0] : b.Concat(1, [.. parts]);
+    }
+}

@@ -1,0 +1,97 @@
+using Toolchain.Export.Onnx;
+using Toolchain.Train.Models;
+using TorchSharp;
+using static Toolchain.Export.ModelExporter;
+
+namespace Toolchain.Export.Architectures;
+
+/// <summary>
+/// `ngpu` as ONNX: the embedding padded into column 0 of a [B, m, n, w] mental image; per step, l CGRU
+/// layers (Conv 2-D, cutoff sigmoid as Sigmoid/Mul/Sub/Clip, Tanh); the answer read off column 0.
+/// Relaxation parameter sets not yet averaged are stored once per layer as [r, ...] initializers and
+/// picked per step with Gather(set = step mod r). Mirrors <see cref="NeuralGpu"/> line by line.
+/// </summary>
+public sealed class NeuralGpuExporter : IArchitectureExporter
+{
+    public (string Logits, string? States) Build(GraphBuilder g, AlgorithmicModel model, ExportOptions options, string tokens)
+    {
+        var c = model.Config;
+        int m = c.Maps, w = c.Width, sets = model.ParameterSets;
+        long ph = c.KernelHeight / 2, pw = c.KernelWidth / 2;
+        var gateWeight = Parameter(model, "gate_weight");
+        var gateBias = Parameter(model, "gate_bias");
+        var candWeight = Parameter(model, "cand_weight");
+        var candBias = Parameter(model, "cand_bias");
+        int layers = (int)gateWeight.shape[1];
+        var layerWeights = new List<LayerWeights>();
+        for (int l = 0; l < layers; l++)
+        {
+            // [r, ...] per layer when the sets are still separate, else the single set's tensor
+            TorchSharp.torch.Tensor Layer(TorchSharp.torch.Tensor p) => sets > 1 ? p.select(1, l) : p[0, l];
+            layerWeights.Add(new LayerWeights(
+                Weight(g, $"gate_weight_{l}", Layer(gateWeight)), Weight(g, $"gate_bias_{l}", Layer(gateBias)),
+                Weight(g, $"cand_weight_{l}", Layer(candWeight)), Weight(g, $"cand_bias_{l}", Layer(candBias))));
+        }
+        string embedding = Weight(g, "embedding", Parameter(model, "embedding"));
+        string outWeight = WeightTransposed(g, "out_weight_t", Parameter(model, "out_weight"));
+        string outBias = Weight(g, "out_bias", Parameter(model, "out_bias"));
+        var cell = new Cell(layerWeights, m, sets, ph, pw, (float)c.GateCutoff);
+
+        string emb = g.Unsqueeze(g.Transpose(g.Gather(embedding, tokens, 0), 0, 2, 1), 3); // [B, m, n, 1]
+        string s0 = w > 1 ? g.Pad(emb, 0, 0, 0, 0, 0, 0, 0, w - 1) : emb;                   // [B, m, n, w]
+        string? image0 = options.WithStates ? Image(g, s0) : null;
+        string final;
+        string? states = null;
+        if (options.Mode == ExportMode.Loop)
+        {
+            var loop = new LoopBuilder(g, "steps");
+            string s = loop.Carry("image", ElementType.Float);
+            string? set = sets > 1 ? loop.Body.Node("Mod", [loop.Iteration, loop.Body.Scalar((long)sets)]) : null;
+            string next = cell.Step(loop.Body, s, set);
+            (string, ElementType)[] scans = options.WithStates ? [(Image(loop.Body, next), ElementType.Float)] : [];
+            var (fin, scan) = loop.Finish(g.Squeeze(g.Dim(tokens, 1), 0), [s0], [next], scans);
+            final = fin[0];
+            if (options.WithStates) states = g.Concat(1, g.Unsqueeze(image0!, 1), g.Transpose(scan[0], 1, 0, 2, 3));
+        }
+        else
+        {
+            string s = s0;
+            var images = new List<string>();
+            if (image0 is not null) images.Add(g.Unsqueeze(image0, 1));
+            for (int step = 0; step < options.Length!.Value; step++)
+            {
+                s = cell.Step(g, s, sets > 1 ? g.Scalar((long)(step % sets)) : null);
+                if (options.WithStates) images.Add(g.Unsqueeze(Image(g, s), 1));
+            }
+            final = s;
+            if (options.WithStates) states = g.Concat(1, [.. images]);
+        }
+        string first = g.Transpose(g.Pick(final, 0, 3), 0, 2, 1); // column 0 -> [B, n, m]
+        return (g.Linear(first, outWeight, outBias), states);
+    }
+
+    /// <summary>The mental image as [B, n, w*m], as NeuralGpu.StateImage.</summary>
+    private static string Image(GraphBuilder b, string s) => b.Reshape(b.Transpose(s, 0, 2, 3, 1), 0, 0, -1);
+
+    private sealed record LayerWeights(string Gate, string GateBias, string Cand, string CandBias);
+
+    private sealed record Cell(List<LayerWeights> Layers, int M, int Sets, long Ph, long Pw, float Cutoff)
+    {
+        public string Step(GraphBuilder b, string s, string? set)
+        {
+            foreach (var lw in Layers)
+            {
+                string W(string name) => set is null ? name : b.Gather(name, set, 0);
+                string gates = b.Conv(s, W(lw.Gate), W(lw.GateBias), Ph, Pw);
+                string update = CutoffSigmoid(b, b.Slice(gates, 1, 0, M));
+                string reset = CutoffSigmoid(b, b.Slice(gates, 1, M, 2 * M));
+                string candidate = b.Tanh(b.Conv(b.Mul(reset, s), W(lw.Cand), W(lw.CandBias), Ph, Pw));
+                s = b.Add(b.Mul(update, s), b.Mul(b.Sub(b.Scalar(1f), update), candidate));
+            }
+            return s;
+        }
+
+        private string CutoffSigmoid(GraphBuilder b, string x) =>
+            b.Clip(b.Sub(b.Mul(b.Sigmoid(x), Cutoff), b.Scalar((Cutoff - 1) / 2)), 0f, 1f);
+    }
+}

@@ -1,0 +1,199 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Google.Protobuf;
+using Microsoft.ML.OnnxRuntime;
+using Toolchain.Export.Architectures;
+using Toolchain.Export.Onnx;
+using Toolchain.Export.Onnx.Proto;
+using Toolchain.Suites;
+using Toolchain.Train;
+using Toolchain.Train.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Toolchain.Export;
+
+public enum ExportMode { Loop, Unrolled }
+
+/// <summary>How to export: a Loop over the input's length (one model for every length), or the steps
+/// written out for one fixed length; optionally with the `states` output for visualization.</summary>
+public sealed record ExportOptions
+{
+    public ExportMode Mode { get; init; } = ExportMode.Loop;
+    /// <summary>Fixed input length (tokens) of an unrolled export.</summary>
+    public int? Length { get; init; }
+    public bool WithStates { get; init; }
+    /// <summary>Largest max-abs logit difference accepted between TorchSharp and ONNX Runtime.</summary>
+    public double Tolerance { get; init; } = 1e-4;
+    /// <summary>Sizes (multiples of the training size) at which parity is checked in loop mode.</summary>
+    public double[] ParityMultiples { get; init; } = [1, 4, 16];
+    public int ParityBatch { get; init; } = 4;
+}
+
+/// <summary>An export that was refused because ONNX Runtime and TorchSharp disagree.</summary>
+public sealed class ParityException(string message) : Exception(message);
+
+/// <summary>One parity measurement: an input length and the worst |logit difference| there.</summary>
+public sealed record ParityPoint(int Size, int Length, double MaxAbsDifference);
+
+public sealed record ExportResult(ModelProto Model, IReadOnlyList<ParityPoint> Parity, TimeSpan BuildTime, TimeSpan ParityTime);
+
+/// <summary>One architecture's graph: reads "tokens", produces logits (and states when asked).</summary>
+public interface IArchitectureExporter
+{
+    /// <summary>Adds the model's nodes; returns the names of logits [B, n, V] and, if requested, states [B, T, n, C].</summary>
+    (string Logits, string? States) Build(GraphBuilder g, AlgorithmicModel model, ExportOptions options, string tokens);
+}
+
+/// <summary>
+/// Writes an ONNX model (contract version 1) from a TorchSharp model, and refuses to hand it out unless
+/// ONNX Runtime reproduces TorchSharp's logits within the tolerance at every checked length.
+/// </summary>
+public static class ModelExporter
+{
+    public const string ContractVersion = "1";
+
+    private static readonly Dictionary<string, IArchitectureExporter> Exporters = new()
+    {
+        ["ngpu"] = new NeuralGpuExporter(),
+        ["dngpu"] = new ImprovedNeuralGpuExporter(),
+    };
+
+    public static IReadOnlyCollection<string> SupportedArchitectures => Exporters.Keys;
+
+    /// <summary>Loads the newest checkpoint of a run directory (or a checkpoint file) into its model.</summary>
+    public static (AlgorithmicModel Model, Checkpoint Checkpoint) LoadModel(string runDirOrCheckpoint)
+    {
+        var ckpt = Checkpoint.LoadLatest(runDirOrCheckpoint);
+        var task = TaskRegistry.Get(ckpt.Config.Task);
+        var model = ModelRegistry.Create(ckpt.Config, task.Vocab.Count);
+        var parameters = ckpt.Tensors.Where(kv => kv.Key.StartsWith("model/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[6..], kv => kv.Value);
+        if (parameters.TryGetValue("gate_weight", out var gw) && model is NeuralGpu && gw.shape[0] < model.ParameterSets)
+            model.AverageParameterSets();
+        Trainer.LoadParameters(model, parameters, runDirOrCheckpoint);
+        model.eval();
+        return (model, ckpt);
+    }
+
+    public static ExportResult Export(AlgorithmicModel model, string sourceHash, ExportOptions options)
+    {
+        var config = model.Config;
+        if (!Exporters.TryGetValue(config.Arch, out var exporter))
+            throw new NotSupportedException($"no ONNX exporter for architecture '{config.Arch}' yet; supported: {string.Join(", ", Exporters.Keys)}");
+        if (options.Mode == ExportMode.Unrolled && options.Length is not (> 0))
+            throw new ArgumentException("--mode unrolled needs --length N (the fixed input length in tokens)");
+        var task = TaskRegistry.Get(config.Task);
+        var clock = Stopwatch.StartNew();
+        var g = new GraphBuilder($"{config.Arch}_{config.Task}");
+        object length = options.Mode == ExportMode.Unrolled ? (long)options.Length!.Value : "length";
+        string tokens = g.Input("tokens", ElementType.Int64, "batch", length);
+        var (logits, states) = exporter.Build(g, model, options, tokens);
+        g.Output(logits, "logits", ElementType.Float, "batch", length, (long)task.Vocab.Count);
+        if (options.WithStates)
+        {
+            if (states is null) throw new NotSupportedException($"the {config.Arch} exporter produced no states");
+            g.Output(states, "states", ElementType.Float, "batch", "steps", length, "channels");
+        }
+        var metadata = new Dictionary<string, string>
+        {
+            ["toolchain.contract"] = ContractVersion,
+            ["toolchain.task"] = config.Task,
+            ["toolchain.vocab"] = JsonSerializer.Serialize(task.Vocab),
+            ["toolchain.train_length"] = config.TrainLength.ToString(CultureInfo.InvariantCulture),
+            ["toolchain.arch"] = config.Arch,
+            ["toolchain.config"] = JsonSerializer.Serialize(JsonDocument.Parse(config.ToJson()).RootElement),
+            ["toolchain.source"] = sourceHash,
+            ["toolchain.mode"] = options.Mode == ExportMode.Loop ? "loop" : "unrolled",
+        };
+        if (options.Mode == ExportMode.Unrolled) metadata["toolchain.length"] = options.Length!.Value.ToString(CultureInfo.InvariantCulture);
+        var proto = ModelWriter.Model(g.Build(), metadata, typeof(ModelExporter).Assembly.GetName().Version?.ToString(3) ?? "0.1.0");
+        var buildTime = clock.Elapsed;
+        clock.Restart();
+        var parity = CheckParity(model, proto, options, task);
+        return new ExportResult(proto, parity, buildTime, clock.Elapsed);
+    }
+
+    /// <summary>Sizes whose encoded length parity is checked: multiples of the training size, or the one
+    /// size an unrolled model accepts.</summary>
+    public static IReadOnlyList<(int Size, int Length)> ParityPoints(AlgorithmicTask task, RunConfig config, ExportOptions options)
+    {
+        if (options.Mode == ExportMode.Unrolled)
+        {
+            int length = options.Length!.Value;
+            return [(task.SizeForLength(length), length)];
+        }
+        return options.ParityMultiples
+            .Select(m => Math.Max(task.MinSize, (int)Math.Round(config.TrainLength * m)))
+            .Distinct().Select(s => (s, task.LengthForSize(s))).ToArray();
+    }
+
+    /// <summary>Runs TorchSharp and ONNX Runtime on the same task inputs; throws <see cref="ParityException"/>
+    /// naming the worst difference when it exceeds the tolerance.</summary>
+    public static IReadOnlyList<ParityPoint> CheckParity(AlgorithmicModel model, ModelProto proto, ExportOptions options, AlgorithmicTask task)
+    {
+        var points = new List<ParityPoint>();
+        using var sessionOptions = new SessionOptions();
+        using var session = new InferenceSession(proto.ToByteArray(), sessionOptions);
+        model.eval();
+        foreach (var (size, length) in ParityPoints(task, model.Config, options))
+        {
+            var tokens = ParityInputs(task, size, length, options.ParityBatch);
+            float[] expected;
+            using (torch.no_grad())
+            using (var scope = torch.NewDisposeScope())
+            {
+                var t = torch.tensor(tokens, [options.ParityBatch, length], device: model.Device);
+                expected = model.forward(t).cpu().contiguous().data<float>().ToArray();
+            }
+            using var input = OrtValue.CreateTensorValueFromMemory(tokens, [options.ParityBatch, length]);
+            using var runOptions = new RunOptions();
+            using var outputs = session.Run(runOptions, ["tokens"], [input], ["logits"]);
+            var got = outputs[0].GetTensorDataAsSpan<float>();
+            if (got.Length != expected.Length)
+                throw new ParityException($"ONNX Runtime returned {got.Length} logits where TorchSharp returned {expected.Length} (length {length})");
+            double worst = 0;
+            for (int i = 0; i < expected.Length; i++)
+            {
+                double d = Math.Abs(expected[i] - got[i]);
+                if (!(d <= worst)) worst = double.IsNaN(d) ? double.PositiveInfinity : d;
+            }
+            points.Add(new ParityPoint(size, length, worst));
+            if (worst > options.Tolerance)
+                throw new ParityException(string.Create(CultureInfo.InvariantCulture,
+                    $"parity check failed at size {size} (length {length}): max |TorchSharp - ONNX Runtime| logit difference {worst:G3} exceeds {options.Tolerance:G3}; the model was not written"));
+        }
+        return points;
+    }
+
+    /// <summary>Valid task inputs (random family) of one size, flattened [batch, length].</summary>
+    private static long[] ParityInputs(AlgorithmicTask task, int size, int length, int batch)
+    {
+        var tokens = new long[batch * length];
+        var rng = Rng.For(0x5EEDUL, "parity", task.Name, size);
+        for (int b = 0; b < batch; b++)
+        {
+            var ex = task.Generate(size, AlgorithmicTask.Random, rng);
+            for (int i = 0; i < length; i++) tokens[b * length + i] = ex.Input[i];
+        }
+        return tokens;
+    }
+
+    /// <summary>Parameter data as floats (contiguous, row-major).</summary>
+    public static float[] Data(Tensor t)
+    {
+        using var c = t.detach().cpu().contiguous();
+        return c.data<float>().ToArray();
+    }
+
+    /// <summary>A model parameter by name.</summary>
+    public static Tensor Parameter(AlgorithmicModel model, string name) =>
+        model.named_parameters().FirstOrDefault(p => p.name == name).parameter
+            ?? throw new InvalidOperationException($"architecture '{model.Config.Arch}' has no parameter '{name}'");
+
+    /// <summary>Stores a parameter (or a slice of it) once as an initializer.</summary>
+    public static string Weight(GraphBuilder g, string name, Tensor t) => g.Initializer(name, Data(t), t.shape);
+
+    /// <summary>Stores W^T of a [out, in] weight once, ready for x @ W^T.</summary>
+    public static string WeightTransposed(GraphBuilder g, string name, Tensor w) => Weight(g, name, w.t());
+}

@@ -1,0 +1,48 @@
+using System.CommandLine;
+using System.Globalization;
+using Google.Protobuf;
+using Toolchain.Export;
+using Toolchain.Export.Onnx;
+
+namespace Toolchain.Cli.Commands;
+
+/// <summary>`toolchain export RUN_DIR --out model.onnx [--mode loop|unrolled] [--length N] [--with-states]`.</summary>
+public static class ExportCommand
+{
+    public static Command Create()
+    {
+        var run = new Argument<string>("run") { Description = "run directory (its newest checkpoint) or a checkpoint file" };
+        var output = new Option<string>("--out", "-o") { Description = "ONNX file to write (atomically)", Required = true };
+        var mode = new Option<string>("--mode") { Description = "loop: one model for every length (default); unrolled: the steps written out for --length", DefaultValueFactory = _ => "loop" };
+        var length = new Option<int?>("--length") { Description = "input length in tokens of an unrolled export" };
+        var withStates = new Option<bool>("--with-states") { Description = "add the `states` output (the state at every step) for `toolchain visualize`" };
+        var tolerance = new Option<double>("--tolerance") { Description = "largest accepted max-abs logit difference TorchSharp vs ONNX Runtime", DefaultValueFactory = _ => 1e-4 };
+        var cmd = new Command("export", "write a checkpoint as an ONNX model (contract v1), verified against TorchSharp") { run, output, mode, length, withStates, tolerance };
+        cmd.SetAction(r =>
+        {
+            var w = r.InvocationConfiguration.Output;
+            var exportMode = r.GetValue(mode) switch
+            {
+                "loop" => ExportMode.Loop,
+                "unrolled" => ExportMode.Unrolled,
+                var m => throw new UserError($"--mode must be loop or unrolled, not '{m}'"),
+            };
+            var options = new ExportOptions { Mode = exportMode, Length = r.GetValue(length), WithStates = r.GetValue(withStates), Tolerance = r.GetValue(tolerance) };
+            var (model, ckpt) = ModelExporter.LoadModel(r.GetValue(run)!);
+            using (model)
+            {
+                ExportResult result;
+                try { result = ModelExporter.Export(model, ckpt.FileHash ?? "", options); }
+                catch (ParityException e) { throw new UserError(e.Message); }
+                string path = r.GetValue(output)!;
+                ModelWriter.Save(result.Model, path);
+                var inv = CultureInfo.InvariantCulture;
+                foreach (var p in result.Parity)
+                    Cli.Line(w, string.Create(inv, $"parity  size {p.Size,6}  length {p.Length,6}  max |diff| {p.MaxAbsDifference:E2}"));
+                Cli.Line(w, string.Create(inv, $"wrote {path}: {new FileInfo(path).Length:N0} bytes, {result.Model.Graph.Node.Count} nodes, {model.Config.Arch}/{model.Config.Task}, mode {r.GetValue(mode)}; build {result.BuildTime.TotalSeconds:F2} s, parity {result.ParityTime.TotalSeconds:F2} s"));
+            }
+            return 0;
+        });
+        return cmd;
+    }
+}
