@@ -11,6 +11,9 @@ public static class Root
         root.Subcommands.Add(TasksCommand.Create());
         root.Subcommands.Add(SampleCommand.Create());
         root.Subcommands.Add(SuitesCommand.Create());
+        root.Subcommands.Add(EvalCommand.Create());
+        root.Subcommands.Add(MergeCommand.Create());
+        root.Subcommands.Add(CompareCommand.Create());
         return root;
     }
 }
