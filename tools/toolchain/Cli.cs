@@ -11,6 +11,9 @@ public static class Cli
     /// <summary>Exit code for bad input (malformed files, unknown names, impossible requests).</summary>
     public const int BadInput = 2;
 
+    /// <summary>Exit code for a check that ran and failed (a gate rule).</summary>
+    public const int CheckFailed = 1;
+
     public static int Invoke(RootCommand root, string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
     {
         var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
@@ -28,7 +31,7 @@ public static class Cli
     }
 
     private static bool IsUserError(Exception e) =>
-        e is UserError or SuiteFormatException or Toolchain.Train.CheckpointException or FormatException or KeyNotFoundException or FileNotFoundException
+        e is UserError or Toolchain.Evaluate.EvaluationException or SuiteFormatException or Toolchain.Train.CheckpointException or FormatException or KeyNotFoundException or FileNotFoundException
             or DirectoryNotFoundException or ArgumentException or InvalidDataException or NotSupportedException;
 
     /// <summary>Writes text with '\n' line endings whatever the platform, so outputs are byte-identical everywhere.</summary>

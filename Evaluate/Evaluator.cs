@@ -1,0 +1,301 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text;
+using Toolchain.Suites;
+
+namespace Toolchain.Evaluate;
+
+public sealed record EvalOptions
+{
+    public required SuiteDefinition Suite { get; init; }
+    /// <summary>Level names to run (and "cases" for the pinned cases); null = all.</summary>
+    public IReadOnlyList<string>? Levels { get; init; }
+    public required string OutDir { get; init; }
+    public Shard Shard { get; init; } = Shard.Whole;
+    public bool Resume { get; init; }
+    public double? BudgetMinutes { get; init; }
+    public bool BreakPoint { get; init; }
+    public BreakPointOptions BreakPointOptions { get; init; } = new();
+    /// <summary>Memory the run may assume available; null = measure (MemAvailable).</summary>
+    public long? MemoryLimitBytes { get; init; }
+    public Action<string>? Log { get; init; }
+    /// <summary>Called after each completed unit has been recorded (tests use it to stop a run midway).</summary>
+    public Action<UnitRecord>? AfterUnit { get; init; }
+    public CancellationToken Cancel { get; init; }
+    /// <summary>Failure examples kept per (level, family), and first-wrong positions kept per (level, family).</summary>
+    public int FailureCap { get; init; } = 20;
+    public int FirstWrongCap { get; init; } = 1000;
+}
+
+/// <summary>
+/// A graded run: plans work units (levels x families x sample ranges, and pinned cases) under the budget,
+/// runs this shard's units that are not yet done, records each as one line of units.jsonl, optionally
+/// finds the break point, and writes the reports. Resumed and merged runs rebuild the same report from
+/// the same unit records.
+/// </summary>
+public static class Evaluator
+{
+    public const string PlanFile = "plan.json", UnitsFile = "units.jsonl", BreakPointFile = "breakpoint.json";
+
+    public static Results Run(ModelInfo model, OnnxRunner runner, EvalOptions o)
+    {
+        var task = model.Task;
+        var log = o.Log ?? (_ => { });
+        Directory.CreateDirectory(o.OutDir);
+        string planPath = Path.Combine(o.OutDir, PlanFile), unitsPath = Path.Combine(o.OutDir, UnitsFile);
+        long available = o.MemoryLimitBytes ?? MemoryGuard.AvailableBytes();
+        var clock = Stopwatch.StartNew();
+        double? budgetSeconds = o.BudgetMinutes * 60;
+
+        IReadOnlyList<ResolvedLevel> resolved;
+        List<(SuiteCase Case, Example Example)> cases;
+        try
+        {
+            resolved = o.Suite.Resolve(task, model.TrainLength);
+            cases = o.Suite.CaseExamples(task).ToList();
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException)
+        {
+            throw new EvaluationException($"suite '{o.Suite.Name}' cannot be made concrete for task '{task.Name}' at training size {model.TrainLength}: {e.Message}");
+        }
+        var filter = o.Levels?.ToList();
+        if (filter is not null)
+        {
+            var known = resolved.Select(l => l.Name).Append("cases").ToHashSet();
+            var unknown = filter.Where(f => !known.Contains(f)).ToList();
+            if (unknown.Count > 0)
+                throw new EvaluationException($"suite '{o.Suite.Name}' has no level {string.Join(", ", unknown.Select(u => $"'{u}'"))}; its levels: {string.Join(", ", resolved.Select(l => l.Name))}, cases");
+            resolved = resolved.Where(l => filter.Contains(l.Name)).ToList();
+            if (!filter.Contains("cases")) cases = [];
+        }
+
+        RunPlan plan;
+        var done = new Dictionary<string, UnitRecord>();
+        if (o.Resume)
+        {
+            if (!File.Exists(planPath))
+                throw new EvaluationException($"nothing to resume in '{o.OutDir}' (no {PlanFile}); run without --resume");
+            plan = Json.Deserialize<RunPlan>(File.ReadAllText(planPath), Path.Combine(o.OutDir, PlanFile));
+            string? mismatch =
+                plan.ModelSha256 != model.Sha256 ? $"model sha256 {plan.ModelSha256[..12]}, not {model.Sha256[..12]}" :
+                plan.SuiteHash != o.Suite.Hash ? $"suite '{plan.SuiteName}' ({plan.SuiteHash[..12]}), not '{o.Suite.Name}' ({o.Suite.Hash[..12]})" :
+                plan.Shard != o.Shard.ToString() ? $"shard {plan.Shard}, not {o.Shard}" :
+                !SameFilter(plan.LevelFilter, filter) ? $"levels {Show(plan.LevelFilter)}, not {Show(filter)}" :
+                plan.TrainLength != model.TrainLength ? $"training size {plan.TrainLength}, not {model.TrainLength}" : null;
+            if (mismatch is not null)
+                throw new EvaluationException($"'{o.OutDir}' holds a run of {mismatch}: resume with the same model, suite, levels and shard, or choose another --out");
+            foreach (var r in UnitLog.Load(unitsPath)) done[r.Key] = r;
+            log($"resuming: {done.Count} completed unit{(done.Count == 1 ? "" : "s")} in {unitsPath}");
+        }
+        else
+        {
+            if (File.Exists(planPath) || File.Exists(unitsPath))
+                throw new EvaluationException($"'{o.OutDir}' already holds a run ({PlanFile}); pass --resume to continue it, or choose an empty --out");
+            CostModel? cost = null;
+            if (budgetSeconds is not null)
+            {
+                int probeSize = Math.Max(task.MinSize, Math.Min(model.TrainLength, resolved.Count > 0 ? resolved.Min(l => l.Size) : model.TrainLength));
+                cost = CostModel.Probe(runner, task, probeSize, model.CostExponent, o.Suite.Seed);
+                log($"budget: probe at size {probeSize} gives {cost.Seconds(task.LengthForSize(probeSize), 1) * 1000:0.###} ms/example, cost ~ length^{cost.Exponent:0.##}{(cost.ExponentFitted ? " (fitted)" : "")}");
+            }
+            double? levelBudget = budgetSeconds is { } b ? Math.Max(0, (o.BreakPoint && o.Shard.Index == 0 ? 0.75 : 1.0) * b - clock.Elapsed.TotalSeconds) : null;
+            var (levels, casePlans, trims) = BudgetPlanner.Plan(task, resolved,
+                cases.Select(c => (c.Case.Name, c.Example.Size, c.Example.Length)).ToList(),
+                cost is null ? null : cost.Seconds, levelBudget,
+                length => MemoryGuard.BytesPerExample(length, task.Vocab.Count, model.ActivationBytesPerToken), available);
+            plan = new RunPlan
+            {
+                ModelSha256 = model.Sha256,
+                Task = task.Name,
+                TrainLength = model.TrainLength,
+                SuiteName = o.Suite.Name,
+                SuiteHash = o.Suite.Hash,
+                LevelFilter = filter,
+                Shard = o.Shard.ToString(),
+                BudgetMinutes = o.BudgetMinutes,
+                UnitExponent = model.CostExponent ?? 1,
+                Levels = levels,
+                Cases = casePlans,
+                Trims = trims,
+                BreakPoint = o.BreakPoint,
+            };
+            AtomicFile.Write(planPath, Json.Serialize(plan));
+            foreach (var t in trims) log("budget: " + t);
+        }
+
+        var units = WorkPlanner.ForShard(WorkPlanner.Units(plan), o.Shard);
+        var caseExamples = cases.ToDictionary(c => c.Case.Name, c => c.Example);
+        var notes = new List<string>();
+        var rate = new RateTracker(plan.UnitExponent);
+        int levelNo = 0;
+        var groups = units.GroupBy(u => u.Level).ToList();
+        foreach (var group in groups)
+        {
+            levelNo++;
+            var pending = group.Where(u => !done.ContainsKey(u.Key)).ToList();
+            if (pending.Count == 0) continue;
+            var first = pending[0];
+            string what = first.IsCase ? "cases" : $"level {first.Level}";
+            if (budgetSeconds is { } bs && clock.Elapsed.TotalSeconds >= bs)
+            {
+                string note = $"{what}: not run, the budget of {BudgetPlanner.Duration(bs)} is spent ({pending.Sum(u => u.To - u.From)} samples left)";
+                notes.Add(note);
+                log("budget: " + note);
+                continue;
+            }
+            int maxLen = pending.Max(u => u.Length);
+            long need = MemoryGuard.BytesPerExample(maxLen, task.Vocab.Count, model.ActivationBytesPerToken);
+            long nowAvailable = o.MemoryLimitBytes ?? MemoryGuard.AvailableBytes();
+            if (!MemoryGuard.Fits(need, nowAvailable))
+            {
+                string note = $"{what}: not run, one example at length {maxLen:N0} needs about {MemoryGuard.Gib(need)} and only {MemoryGuard.Gib(nowAvailable)} is available now";
+                notes.Add(note);
+                log("memory: " + note);
+                continue;
+            }
+            var sw = Stopwatch.StartNew();
+            int examples = 0, exact = 0;
+            long tokens = 0;
+            foreach (var unit in pending)
+            {
+                o.Cancel.ThrowIfCancellationRequested();
+                var rec = RunUnit(model, runner, o, plan, unit, caseExamples);
+                UnitLog.Append(unitsPath, rec);
+                done[rec.Key] = rec;
+                examples += rec.Samples;
+                exact += rec.Exact;
+                tokens += (long)rec.Samples * rec.Length;
+                rate.Add(rec);
+                o.AfterUnit?.Invoke(rec);
+                o.Cancel.ThrowIfCancellationRequested();
+            }
+            double secs = sw.Elapsed.TotalSeconds;
+            var remaining = groups.Skip(levelNo).SelectMany(g => g).Where(u => !done.ContainsKey(u.Key)).ToList();
+            log($"[{levelNo}/{groups.Count}] {what,-12} size {first.Size:N0}, length {maxLen:N0}: {examples} examples, {exact} exact, " +
+                $"{examples / Math.Max(secs, 1e-9):N0} ex/s, {tokens / Math.Max(secs, 1e-9):N0} tok/s; ETA {BudgetPlanner.Duration(rate.Estimate(remaining))}");
+        }
+
+        BreakPointResult? bp = null;
+        if (plan.BreakPoint && o.Shard.Index == 0)
+        {
+            string bpPath = Path.Combine(o.OutDir, BreakPointFile);
+            if (o.Resume && File.Exists(bpPath))
+                bp = Json.Deserialize<BreakPointResult>(File.ReadAllText(bpPath), bpPath);
+            else
+            {
+                var bo = o.BreakPointOptions with { Seed = o.Suite.Seed };
+                if (budgetSeconds is { } bs) bo = bo with { Seconds = Math.Min(bo.Seconds, Math.Max(1, bs - clock.Elapsed.TotalSeconds)) };
+                bp = BreakPointSearch.Run(model, runner, bo, available, log, o.Cancel);
+                AtomicFile.Write(bpPath, Json.Serialize(bp));
+            }
+            log(bp.Verdict);
+        }
+
+        var results = ReportBuilder.Build([plan], ReportBuilder.Model(model), new SuiteSection(o.Suite.Name, o.Suite.Hash, o.Suite.Seed, filter),
+            RunInfo(runner, o.Shard.IsWhole ? null : o.Shard.ToString(), null), done.Values.ToList(), bp, notes);
+        ReportWriter.WriteAll(o.OutDir, results, ReportBuilder.Failures([plan], done.Values, o.FailureCap));
+        return results;
+    }
+
+    private static bool SameFilter(List<string>? a, List<string>? b) =>
+        (a is null && b is null) || (a is not null && b is not null && a.SequenceEqual(b));
+
+    private static string Show(List<string>? f) => f is null ? "all" : string.Join(",", f);
+
+    public static RunSection RunInfo(OnnxRunner runner, string? shard, List<string>? mergedFrom) =>
+        new(runner.Provider, runner.Device, runner.Options.Threads, RunnerOptions.OptimizationName(runner.Options.Optimization), runner.Options.BatchTokens, shard, mergedFrom);
+
+    private static UnitRecord RunUnit(ModelInfo model, OnnxRunner runner, EvalOptions o, RunPlan plan, WorkUnit unit, Dictionary<string, Example> cases)
+    {
+        var task = model.Task;
+        var examples = new List<Example>();
+        if (unit.IsCase) examples.Add(cases[unit.Family["case:".Length..]]);
+        else
+        {
+            var lp = plan.Levels.First(l => l.Name == unit.Level);
+            var level = new ResolvedLevel(lp.Name, lp.Size, lp.Multiple, lp.Exhaustive, []);
+            for (int i = unit.From; i < unit.To; i++) examples.Add(o.Suite.Instance(task, level, unit.Family, i));
+        }
+        var sw = Stopwatch.StartNew();
+        var preds = runner.Predict(examples.Select(e => e.Input).ToList(), o.Cancel);
+        double secs = sw.Elapsed.TotalSeconds;
+        int exact = 0;
+        long symbols = 0, correct = 0;
+        var firstWrong = new List<int[]>();
+        var failures = new List<FailureExample>();
+        for (int i = 0; i < examples.Count; i++)
+        {
+            var e = examples[i];
+            var c = CheckResult.Compare(e.Target, preds[i]);
+            symbols += e.Length;
+            correct += e.Length - c.WrongSymbols;
+            if (c.Correct) { exact++; continue; }
+            int index = unit.From + i;
+            if (firstWrong.Count < o.FirstWrongCap) firstWrong.Add([index, c.FirstWrongPosition]);
+            if (failures.Count < o.FailureCap)
+                failures.Add(new FailureExample(unit.Level, unit.Family, index, e.Size, c.FirstWrongPosition, c.WrongSymbols,
+                    task.Render(e.Input), task.Render(e.Target), task.Render(preds[i])));
+        }
+        return new UnitRecord
+        {
+            Key = unit.Key, Level = unit.Level, Family = unit.Family, From = unit.From, To = unit.To,
+            Size = unit.Size, Length = unit.Length, Samples = examples.Count, Exact = exact,
+            Symbols = symbols, SymbolsCorrect = correct, FirstWrong = firstWrong, Failures = failures, Seconds = secs,
+        };
+    }
+
+    public static ToolInfo Tool()
+    {
+        var asm = Assembly.GetEntryAssembly() ?? typeof(Evaluator).Assembly;
+        string info = asm.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+            ?? typeof(Evaluator).Assembly.GetName().Version?.ToString() ?? "0.0.0";
+        int plus = info.IndexOf('+');
+        string version = plus >= 0 ? info[..plus] : info;
+        string? commit = plus >= 0 ? info[(plus + 1)..] : null;
+        return new ToolInfo("toolchain", version, commit);
+    }
+
+    /// <summary>Measured seconds per length^p unit, for the ETA.</summary>
+    private sealed class RateTracker(double p)
+    {
+        private double _seconds, _units;
+        public void Add(UnitRecord r) { _seconds += r.Seconds; _units += r.Samples * Math.Pow(r.Length, p); }
+        public double Estimate(IEnumerable<WorkUnit> remaining) => _units <= 0 ? 0 : _seconds / _units * remaining.Sum(u => u.Cost);
+    }
+}
+
+/// <summary>units.jsonl: one completed unit per line, appended whole and flushed to disk.</summary>
+public static class UnitLog
+{
+    public static void Append(string path, UnitRecord record)
+    {
+        var bytes = Encoding.UTF8.GetBytes(Json.Serialize(record, indented: false) + "\n");
+        using var f = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read);
+        f.Write(bytes);
+        f.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Records of a units file; a torn last line (a kill mid-write) is cut off the file.</summary>
+    public static List<UnitRecord> Load(string path)
+    {
+        var list = new List<UnitRecord>();
+        if (!File.Exists(path)) return list;
+        var text = File.ReadAllText(path);
+        int pos = 0;
+        while (pos < text.Length)
+        {
+            int nl = text.IndexOf('\n', pos);
+            if (nl < 0)
+            {
+                // no newline: the write was cut short; drop it so the next append starts a clean line
+                using var f = new FileStream(path, FileMode.Open, FileAccess.Write);
+                f.SetLength(Encoding.UTF8.GetByteCount(text.AsSpan(0, pos)));
+                break;
+            }
+            string line = text[pos..nl];
+            if (line.Length > 0) list.Add(Json.Deserialize<UnitRecord>(line, $"{path}, line {list.Count + 1}"));
+            pos = nl + 1;
+        }
+        return list;
+    }
+}

@@ -1,0 +1,204 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using Toolchain.Suites;
+
+namespace Toolchain.Evaluate;
+
+/// <summary>What intake learned about a model: its identity, the task it solves and its training size.</summary>
+public sealed record ModelInfo(
+    string Path,
+    string FileName,
+    string Sha256,
+    long Bytes,
+    AlgorithmicTask Task,
+    int TrainLength,
+    string Arch,
+    string? ConfigJson,
+    string? Source,
+    bool HasMetadata,
+    long IrVersion,
+    long Opset)
+{
+    /// <summary>Exponent of cost growth per example in the length: the Neural GPU archs run n steps over n
+    /// positions (length^2); the others are taken as linear unless fitted.</summary>
+    public double? CostExponent => Arch is "ngpu" or "dngpu" ? 2.0 : HasMetadata && Arch != "unknown" ? 1.0 : null;
+
+    /// <summary>Steps per token for throughput figures: the length for the Neural GPU archs, else 1.</summary>
+    public long StepsFor(int length) => Arch is "ngpu" or "dngpu" ? length : 1;
+
+    /// <summary>A guess at activation bytes per token, from a width in the config when there is one.</summary>
+    public long ActivationBytesPerToken
+    {
+        get
+        {
+            long width = 128;
+            if (ConfigJson is not null)
+            {
+                try
+                {
+                    using var doc = JsonDocument.Parse(ConfigJson);
+                    if (doc.RootElement.ValueKind == JsonValueKind.Object)
+                        foreach (var key in new[] { "width", "hidden", "channels", "d_model", "m" })
+                            if (doc.RootElement.TryGetProperty(key, out var v) && v.TryGetInt64(out long w) && w > 0) { width = w; break; }
+                }
+                catch (JsonException) { }
+            }
+            return width * 4 * 32;
+        }
+    }
+
+    public string Label => $"{Task.Name}/{Arch}";
+}
+
+/// <summary>
+/// Model intake: reads the file, checks IR and opset, the contract metadata, the input and output
+/// signature and the vocabulary, and opens the session. Every refusal is an <see cref="EvaluationException"/>
+/// naming the file and the fix.
+/// </summary>
+public static class ModelIntake
+{
+    public const string ContractVersion = "1";
+    public const long MinOpset = 21, MaxOpset = 26, MinIr = 10, MaxIr = 13;
+
+    public static (ModelInfo Info, OnnxRunner Runner) Open(string path, string? taskOverride, int? trainLengthOverride, RunnerOptions options)
+    {
+        if (!File.Exists(path)) throw new EvaluationException($"model '{path}' does not exist");
+        byte[] bytes = File.ReadAllBytes(path);
+        var info = Inspect(path, bytes, taskOverride, trainLengthOverride);
+        OnnxRunner runner;
+        try
+        {
+            runner = OnnxRunner.Open(bytes, path, info.Task.Vocab.Count, options);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new EvaluationException($"ONNX Runtime refuses model '{path}': {OnnxRunner.FirstLine(e.Message)}; re-export it (opset 21, IR 10)", e);
+        }
+        try
+        {
+            CheckSignature(path, runner.Session, info.Task.Vocab.Count);
+        }
+        catch
+        {
+            runner.Dispose();
+            throw;
+        }
+        return (info, runner);
+    }
+
+    /// <summary>Checks the file's header and metadata (no session); resolves task and training size.</summary>
+    public static ModelInfo Inspect(string path, byte[] bytes, string? taskOverride, int? trainLengthOverride)
+    {
+        string file = System.IO.Path.GetFileName(path);
+        OnnxModelHeader header;
+        try
+        {
+            header = OnnxModelHeader.Read(bytes);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new EvaluationException($"model '{path}' is not an ONNX model ({e.Message}): the file is corrupt or truncated; re-export or re-copy it");
+        }
+        if (!header.HasGraph)
+            throw new EvaluationException($"model '{path}' is not an ONNX model (no graph in {bytes.Length:N0} bytes): the file is corrupt or truncated; re-export or re-copy it");
+        if (header.IrVersion < MinIr || header.IrVersion > MaxIr)
+            throw new EvaluationException($"model '{path}' has IR version {header.IrVersion}; ONNX Runtime 1.31 runs IR {MinIr}-{MaxIr}: re-export it with IR 10 (toolchain's exporter writes IR 10)");
+        long opset = header.DefaultOpset ?? throw new EvaluationException($"model '{path}' imports no ai.onnx opset; re-export it with opset 21");
+        if (opset < MinOpset || opset > MaxOpset)
+            throw new EvaluationException($"model '{path}' uses ai.onnx opset {opset}; ONNX Runtime 1.31 runs opsets {MinOpset}-{MaxOpset}: re-export it with opset 21 (toolchain's exporter writes opset 21)");
+
+        var meta = header.Metadata;
+        bool hasMeta = meta.ContainsKey("toolchain.contract");
+        if (hasMeta && meta["toolchain.contract"] != ContractVersion)
+            throw new EvaluationException($"model '{path}' follows toolchain contract '{meta["toolchain.contract"]}'; this evaluator reads contract {ContractVersion}: use a matching toolchain version or re-export the model");
+
+        string? taskName = meta.GetValueOrDefault("toolchain.task");
+        if (taskOverride is not null)
+        {
+            if (taskName is not null && taskName != taskOverride)
+                throw new EvaluationException($"model '{path}' says it solves task '{taskName}' but --task is '{taskOverride}': drop --task or pass the right model");
+            taskName = taskOverride;
+        }
+        if (taskName is null)
+            throw new EvaluationException(hasMeta
+                ? $"model '{path}' has no toolchain.task metadata; pass --task and --train-length"
+                : $"model '{path}' has no toolchain metadata (toolchain.contract, toolchain.task); pass --task T and --train-length K to evaluate it anyway");
+        var task = TaskRegistry.TryGet(taskName) ?? throw new EvaluationException(
+            $"model '{path}' names task '{taskName}', which this toolchain does not know; known tasks: {string.Join(", ", TaskRegistry.All.Select(t => t.Name))}");
+
+        int? metaTrain = null;
+        if (meta.TryGetValue("toolchain.train_length", out var tl))
+        {
+            if (!int.TryParse(tl, NumberStyles.None, CultureInfo.InvariantCulture, out int k) || k < 1)
+                throw new EvaluationException($"model '{path}': toolchain.train_length '{tl}' is not a positive integer; re-export it");
+            metaTrain = k;
+        }
+        if (trainLengthOverride is { } over && metaTrain is { } mt && over != mt)
+            throw new EvaluationException($"model '{path}' was trained at size {mt} but --train-length is {over}: drop --train-length or pass the right model");
+        int train = trainLengthOverride ?? metaTrain ?? throw new EvaluationException(
+            $"model '{path}' has no toolchain.train_length metadata; pass --train-length K (the training size the levels multiply)");
+        if (train < task.MinSize) throw new EvaluationException($"--train-length {train} is below the smallest size {task.MinSize} of task '{task.Name}'");
+
+        if (meta.TryGetValue("toolchain.vocab", out var vocabJson))
+        {
+            string[]? vocab;
+            try { vocab = JsonSerializer.Deserialize<string[]>(vocabJson); }
+            catch (JsonException) { vocab = null; }
+            if (vocab is null)
+                throw new EvaluationException($"model '{path}': toolchain.vocab is not a JSON array of strings ({Short(vocabJson)}); re-export it");
+            if (!vocab.SequenceEqual(task.Vocab))
+                throw new EvaluationException($"model '{path}' has vocabulary [{string.Join(" ", vocab)}] but task '{task.Name}' has [{string.Join(" ", task.Vocab)}] (symbols in id order): " +
+                    "it was exported for another encoding of the task; re-export it with this toolchain");
+        }
+
+        return new ModelInfo(
+            System.IO.Path.GetFullPath(path), file,
+            Convert.ToHexStringLower(SHA256.HashData(bytes)), bytes.LongLength,
+            task, train,
+            meta.GetValueOrDefault("toolchain.arch") ?? "unknown",
+            meta.GetValueOrDefault("toolchain.config"),
+            meta.GetValueOrDefault("toolchain.source"),
+            hasMeta, header.IrVersion, opset);
+    }
+
+    private static string Short(string s) => s.Length > 60 ? s[..60] + "..." : s;
+
+    /// <summary>Contract 1: exactly one input `tokens` int64 [batch, length]; an output `logits` float32
+    /// [batch, length, vocab]; optionally `states`, nothing else.</summary>
+    public static void CheckSignature(string path, InferenceSession session, int vocab)
+    {
+        const string need = "contract 1 needs one input 'tokens' (int64 [batch, length]) and the output 'logits' (float32 [batch, length, vocab]), optionally 'states'";
+        var inputs = session.InputMetadata;
+        if (inputs.Count != 1 || !inputs.ContainsKey("tokens"))
+            throw new EvaluationException($"model '{path}' has input{(inputs.Count == 1 ? "" : "s")} {Names(inputs.Keys)}; {need}: re-export it");
+        var t = inputs["tokens"];
+        if (!t.IsTensor || t.ElementDataType != TensorElementType.Int64)
+            throw new EvaluationException($"model '{path}': input 'tokens' is {Describe(t)}; {need}: re-export it");
+        if (t.Dimensions.Length != 2)
+            throw new EvaluationException($"model '{path}': input 'tokens' has rank {t.Dimensions.Length}; {need}: re-export it");
+        if (t.Dimensions.Any(d => d > 0))
+            throw new EvaluationException($"model '{path}': input 'tokens' has fixed dimensions [{string.Join(", ", t.Dimensions)}]; batch and length must be symbolic (dynamic axes): re-export it");
+
+        var outputs = session.OutputMetadata;
+        if (!outputs.ContainsKey("logits"))
+            throw new EvaluationException($"model '{path}' has output{(outputs.Count == 1 ? "" : "s")} {Names(outputs.Keys)} but no 'logits'; {need}: re-export it");
+        var extra = outputs.Keys.Where(k => k is not ("logits" or "states")).ToList();
+        if (extra.Count > 0)
+            throw new EvaluationException($"model '{path}' has unexpected output{(extra.Count == 1 ? "" : "s")} {Names(extra)}; {need}: re-export it");
+        var l = outputs["logits"];
+        if (!l.IsTensor || l.ElementDataType != TensorElementType.Float)
+            throw new EvaluationException($"model '{path}': output 'logits' is {Describe(l)}; {need}: re-export it");
+        if (l.Dimensions.Length != 3)
+            throw new EvaluationException($"model '{path}': output 'logits' has rank {l.Dimensions.Length}; {need}: re-export it");
+        if (l.Dimensions[2] > 0 && l.Dimensions[2] != vocab)
+            throw new EvaluationException($"model '{path}': output 'logits' has {l.Dimensions[2]} classes but the task's vocabulary has {vocab} symbols; re-export it for this task");
+    }
+
+    private static string Names(IEnumerable<string> names) => string.Join(", ", names.Select(n => $"'{n}'"));
+
+    private static string Describe(NodeMetadata m) =>
+        m.IsTensor ? $"a {m.ElementDataType.ToString().ToLowerInvariant()} tensor" : $"a {m.OnnxValueType} value";
+}

@@ -1,0 +1,264 @@
+using System.Diagnostics;
+using Microsoft.ML.OnnxRuntime;
+
+namespace Toolchain.Evaluate;
+
+public enum ProviderChoice { Auto, Cpu, Cuda }
+
+/// <summary>How to run a model: execution provider, threads, graph optimization, sub-batch bounds.</summary>
+public sealed record RunnerOptions
+{
+    public ProviderChoice Provider { get; init; } = ProviderChoice.Auto;
+
+    /// <summary>Intra-op threads; 0 = ONNX Runtime's default (one per physical core).</summary>
+    public int Threads { get; init; }
+
+    public GraphOptimizationLevel Optimization { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
+
+    /// <summary>Most tokens (batch x length) in one sub-batch; bounds the logits buffer.</summary>
+    public long BatchTokens { get; init; } = 1 << 18;
+
+    /// <summary>Most examples in one sub-batch.</summary>
+    public int MaxBatch { get; init; } = 256;
+
+    /// <summary>Where notices go (the CUDA fallback line); stderr in the command line.</summary>
+    public Action<string>? Log { get; init; }
+
+    public static string OptimizationName(GraphOptimizationLevel level) => level switch
+    {
+        GraphOptimizationLevel.ORT_DISABLE_ALL => "disable",
+        GraphOptimizationLevel.ORT_ENABLE_BASIC => "basic",
+        GraphOptimizationLevel.ORT_ENABLE_EXTENDED => "extended",
+        _ => "all",
+    };
+
+    public static GraphOptimizationLevel ParseOptimization(string text) => text switch
+    {
+        "disable" => GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic" => GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended" => GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all" => GraphOptimizationLevel.ORT_ENABLE_ALL,
+        _ => throw new EvaluationException($"unknown graph optimization level '{text}'; use disable, basic, extended or all"),
+    };
+}
+
+/// <summary>
+/// One ONNX Runtime session for one model (contract 1: int64 `tokens` [batch, length] in, float32 `logits`
+/// [batch, length, vocab] out). Runs equal-length examples in sub-batches through the OrtValue API into
+/// preallocated, reused buffers and returns the argmax token per position.
+/// </summary>
+public sealed class OnnxRunner : IDisposable
+{
+    private static readonly string[] InputNames = ["tokens"];
+    private static readonly string[] OutputNames = ["logits"];
+
+    private readonly InferenceSession _session;
+    private readonly SessionOptions _options;
+    private readonly RunOptions _runOptions = new();
+    private readonly string _path;
+    private long[] _tokens = [];
+    private float[] _logits = [];
+
+    public int Vocab { get; }
+    public RunnerOptions Options { get; }
+
+    /// <summary>"cuda" or "cpu": what actually runs.</summary>
+    public string Provider { get; }
+
+    /// <summary>The device in words (CPU model name, or the CUDA device).</summary>
+    public string Device { get; }
+
+    /// <summary>Total sub-batches run so far and examples run so far.</summary>
+    public long Batches { get; private set; }
+    public long Examples { get; private set; }
+
+    private OnnxRunner(InferenceSession session, SessionOptions options, string provider, string path, int vocab, RunnerOptions o)
+    {
+        _session = session;
+        _options = options;
+        Provider = provider;
+        _path = path;
+        Vocab = vocab;
+        Options = o;
+        Device = provider == "cuda" ? "CUDA device 0" : CpuName();
+    }
+
+    /// <summary>Opens a session: for Auto, CUDA when it loads, else CPU with one notice; for Cuda, CUDA or an error.</summary>
+    public static OnnxRunner Open(byte[] model, string path, int vocab, RunnerOptions o)
+    {
+        if (o.Provider != ProviderChoice.Cpu)
+        {
+            SessionOptions? cudaOptions = null;
+            var env = OrtEnv.Instance();
+            var level = env.EnvLogLevel;
+            try
+            {
+                env.EnvLogLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL; // the failure is reported below, in one line
+
+                cudaOptions = NewOptions(o);
+                cudaOptions.AppendExecutionProvider_CUDA(0);
+                var session = new InferenceSession(model, cudaOptions);
+                return new OnnxRunner(session, cudaOptions, "cuda", path, vocab, o);
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException or TypeInitializationException)
+            {
+                cudaOptions?.Dispose();
+                string why = CudaLoadError() ?? FirstLine(e.Message);
+                if (o.Provider == ProviderChoice.Cuda)
+                    throw new EvaluationException($"the CUDA provider cannot run '{path}': {why}; install the CUDA 13 and cuDNN 9 libraries, or use --provider cpu");
+                o.Log?.Invoke($"notice: CUDA provider unavailable ({why}); running on CPU");
+            }
+            finally
+            {
+                env.EnvLogLevel = level;
+            }
+        }
+        var options = NewOptions(o);
+        try
+        {
+            return new OnnxRunner(new InferenceSession(model, options), options, "cpu", path, vocab, o);
+        }
+        catch
+        {
+            options.Dispose();
+            throw;
+        }
+    }
+
+    private static SessionOptions NewOptions(RunnerOptions o)
+    {
+        var s = new SessionOptions
+        {
+            GraphOptimizationLevel = o.Optimization,
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL,
+        };
+        if (o.Threads > 0) s.IntraOpNumThreads = o.Threads;
+        return s;
+    }
+
+    /// <summary>Why the CUDA provider library does not load (the dynamic loader's message, e.g. a missing
+    /// libcublasLt), or null when it loads or cannot be found.</summary>
+    private static string? CudaLoadError()
+    {
+        string name = OperatingSystem.IsWindows() ? "onnxruntime_providers_cuda.dll" : "libonnxruntime_providers_cuda.so";
+        string rid = OperatingSystem.IsWindows() ? "win-x64" : "linux-x64";
+        foreach (var dir in new[] { AppContext.BaseDirectory, Path.Combine(AppContext.BaseDirectory, "runtimes", rid, "native") })
+        {
+            string path = Path.Combine(dir, name);
+            if (!File.Exists(path)) continue;
+            try
+            {
+                System.Runtime.InteropServices.NativeLibrary.Free(System.Runtime.InteropServices.NativeLibrary.Load(path));
+                return null;
+            }
+            catch (DllNotFoundException e)
+            {
+                var m = System.Text.RegularExpressions.Regex.Match(e.Message, @"[^\s:/]+\.so[.\d]*: cannot open shared object file[^\r\n]*");
+                return m.Success ? m.Value.TrimEnd('.', ' ') : FirstLine(e.Message);
+            }
+        }
+        return null;
+    }
+
+    internal static string FirstLine(string message)
+    {
+        var line = message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? message;
+        return line.Length > 300 ? line[..300] + "..." : line;
+    }
+
+    public InferenceSession Session => _session;
+
+    /// <summary>Examples per sub-batch at a length, bounded by <see cref="RunnerOptions.BatchTokens"/> and
+    /// <see cref="RunnerOptions.MaxBatch"/> (and at least one).</summary>
+    public int BatchSize(int length) => (int)Math.Clamp(Options.BatchTokens / Math.Max(1, length), 1, Math.Max(1, Options.MaxBatch));
+
+    /// <summary>Predicted tokens (argmax over the vocabulary) for equal-length inputs.</summary>
+    public int[][] Predict(IReadOnlyList<int[]> inputs, CancellationToken cancel = default)
+    {
+        var result = new int[inputs.Count][];
+        if (inputs.Count == 0) return result;
+        int length = inputs[0].Length;
+        foreach (var x in inputs)
+            if (x.Length != length) throw new ArgumentException("a batch must hold examples of one length");
+        int batch = BatchSize(length);
+        for (int start = 0; start < inputs.Count; start += batch)
+        {
+            cancel.ThrowIfCancellationRequested();
+            int b = Math.Min(batch, inputs.Count - start);
+            RunBatch(inputs, start, b, length, result);
+        }
+        return result;
+    }
+
+    private void RunBatch(IReadOnlyList<int[]> inputs, int start, int b, int length, int[][] result)
+    {
+        long tokens = (long)b * length;
+        long logits = checked(tokens * Vocab);
+        if (_tokens.Length < tokens) _tokens = new long[tokens];
+        if (_logits.Length < logits) _logits = new float[logits];
+        for (int i = 0; i < b; i++)
+        {
+            var x = inputs[start + i];
+            for (int j = 0; j < length; j++) _tokens[(long)i * length + j] = x[j];
+        }
+        using (var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _tokens.AsMemory(0, (int)tokens), [b, length]))
+        using (var output = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _logits.AsMemory(0, (int)logits), [b, length, Vocab]))
+        {
+            try
+            {
+                _session.Run(_runOptions, InputNames, [input], OutputNames, [output]);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                throw new EvaluationException($"model '{_path}' failed on a batch of {b} x {length} tokens: {FirstLine(e.Message)} " +
+                    $"(contract 1 needs logits of shape [batch, length, {Vocab}] for any batch and length)", e);
+            }
+        }
+        var span = _logits.AsSpan(0, (int)logits);
+        for (int i = 0; i < b; i++)
+        {
+            var pred = new int[length];
+            for (int j = 0; j < length; j++)
+                pred[j] = ArgMax(span.Slice((i * length + j) * Vocab, Vocab));
+            result[start + i] = pred;
+        }
+        Batches++;
+        Examples += b;
+    }
+
+    /// <summary>Index of the largest value (the first on ties); NaN never wins; -1 when all are NaN.</summary>
+    public static int ArgMax(ReadOnlySpan<float> v)
+    {
+        int best = -1;
+        float max = float.NegativeInfinity;
+        for (int i = 0; i < v.Length; i++)
+        {
+            float x = v[i];
+            if (float.IsNaN(x)) continue;
+            if (best < 0 || x > max) { best = i; max = x; }
+        }
+        return best;
+    }
+
+    private static string CpuName()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/cpuinfo"))
+                if (line.StartsWith("model name", StringComparison.Ordinal) && line.IndexOf(':') is int c and > 0)
+                    return $"CPU {line[(c + 1)..].Trim()} ({Environment.ProcessorCount} logical cores)";
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return $"CPU {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture} ({Environment.ProcessorCount} logical cores)";
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _options.Dispose();
+        _runOptions.Dispose();
+    }
+
+    internal static double Seconds(long ticks) => (double)ticks / Stopwatch.Frequency;
+}

@@ -1,0 +1,165 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Toolchain.Evaluate;
+
+/// <summary>One failed example kept for the reports: symbols as strings, the first wrong position.</summary>
+public sealed record FailureExample(string Level, string Family, int Index, int Size, int FirstWrong, int WrongSymbols, string Input, string Expected, string Got);
+
+/// <summary>
+/// The outcome of one completed work unit (examples [From, To) of one level and family, or one pinned case):
+/// one line of units.jsonl. Reports are built from these alone, so a resumed or merged run gives the same
+/// report as an uninterrupted one.
+/// </summary>
+public sealed record UnitRecord
+{
+    public required string Key { get; init; }
+    public required string Level { get; init; }
+    public required string Family { get; init; }
+    public required int From { get; init; }
+    public required int To { get; init; }
+    public required int Size { get; init; }
+    public required int Length { get; init; }
+    public required int Samples { get; init; }
+    public required int Exact { get; init; }
+    public required long Symbols { get; init; }
+    public required long SymbolsCorrect { get; init; }
+    /// <summary>(example index, first wrong position) of the unit's failures, in index order, capped.</summary>
+    public required List<int[]> FirstWrong { get; init; }
+    public required List<FailureExample> Failures { get; init; }
+    public required double Seconds { get; init; }
+}
+
+/// <summary>Metrics of one (level, family), or of a whole level ("all").</summary>
+public sealed record FamilyResult
+{
+    public required string Family { get; init; }
+    public required int Planned { get; init; }
+    public required int Samples { get; init; }
+    public required int Exact { get; init; }
+    public required double SequenceAccuracy { get; init; }
+    [System.Text.Json.Serialization.JsonPropertyName("wilson_lower_95")]
+    public required double WilsonLower95 { get; init; }
+    public required long Symbols { get; init; }
+    public required long SymbolsCorrect { get; init; }
+    public required double SymbolAccuracy { get; init; }
+    /// <summary>[example index, first wrong position] of each failure, in index order (capped, see <see cref="FirstWrongTruncated"/>).</summary>
+    public required List<int[]> FirstWrongPositions { get; init; }
+    public required bool FirstWrongTruncated { get; init; }
+}
+
+public sealed record LevelResult
+{
+    public required string Name { get; init; }
+    public required int Size { get; init; }
+    public required int Length { get; init; }
+    public required double Multiple { get; init; }
+    public required bool Exhaustive { get; init; }
+    /// <summary>complete, trimmed (fewer samples than the suite asks), skipped, or incomplete.</summary>
+    public required string Status { get; init; }
+    public string? Note { get; init; }
+    public required List<FamilyResult> Families { get; init; }
+    public FamilyResult? Total { get; init; }
+}
+
+public sealed record CaseResult(string Name, int Size, int Length, bool Exact, int FirstWrong, double SymbolAccuracy, string Status);
+
+public sealed record BreakPointProbe(int Size, int Length, bool Exact, int Samples, int FirstWrong, double Seconds);
+
+public sealed record BreakPointResult
+{
+    /// <summary>Largest size at which every probe sample was exactly right (0 when none was).</summary>
+    public required int ExactUpTo { get; init; }
+    /// <summary>Smallest size seen failing, or null when no failure was found.</summary>
+    public int? FirstFailure { get; init; }
+    /// <summary>True when the search pinned the break point (first failure = exact up to + 1, or a failure at the smallest size).</summary>
+    public required bool Resolved { get; init; }
+    public string? StoppedBy { get; init; }
+    public required int SamplesPerProbe { get; init; }
+    public required List<string> Families { get; init; }
+    public required string Verdict { get; init; }
+    public required List<BreakPointProbe> Probes { get; init; }
+}
+
+public sealed record ToolInfo(string Name, string Version, string? GitCommit);
+
+public sealed record ModelSection(string File, string Sha256, long Bytes, string Task, string Arch, int TrainLength, string? Config, string? Source, bool Metadata, long IrVersion, long Opset);
+
+public sealed record SuiteSection(string Name, string Hash, ulong Seed, List<string>? LevelFilter);
+
+public sealed record RunSection(string Provider, string Device, int Threads, string GraphOptimization, long BatchTokens, string? Shard, List<string>? MergedFrom);
+
+public sealed record BudgetSection(double? Minutes, List<string> Trims);
+
+public sealed record TimingEntry(string Level, int Length, double Seconds, int Examples, double ExamplesPerSecond, double TokenStepsPerSecond);
+
+/// <summary>results.json, schema 1.</summary>
+public sealed record Results
+{
+    public int Schema { get; init; } = 1;
+    public required ToolInfo Tool { get; init; }
+    public required ModelSection Model { get; init; }
+    public required SuiteSection Suite { get; init; }
+    public required RunSection Run { get; init; }
+    public required BudgetSection Budget { get; init; }
+    public required List<LevelResult> Levels { get; init; }
+    public required List<CaseResult> Cases { get; init; }
+    public BreakPointResult? BreakPoint { get; init; }
+    public required List<TimingEntry> Timing { get; init; }
+}
+
+public static class Json
+{
+    public static readonly JsonSerializerOptions Indented = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        WriteIndented = true,
+        IndentSize = 2,
+        NewLine = "\n",
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public static readonly JsonSerializerOptions Line = new(Indented) { WriteIndented = false };
+
+    public static string Serialize<T>(T value, bool indented = true) => JsonSerializer.Serialize(value, indented ? Indented : Line);
+
+    public static T Deserialize<T>(string text, string what)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<T>(text, Indented) ?? throw new EvaluationException($"{what} is empty (null)");
+        }
+        catch (JsonException e)
+        {
+            throw new EvaluationException($"{what} is not valid: {e.Message}");
+        }
+    }
+}
+
+/// <summary>Writes files whole or not at all: a temp file beside the target, then rename.</summary>
+public static class AtomicFile
+{
+    public static void Write(string path, string text)
+    {
+        string full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        string temp = $"{full}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
+        File.WriteAllText(temp, text, new System.Text.UTF8Encoding(false));
+        File.Move(temp, full, overwrite: true);
+    }
+}
+
+/// <summary>Sequence accuracy statistics.</summary>
+public static class Stats
+{
+    /// <summary>Lower end of the 95% Wilson score interval for <paramref name="successes"/> of <paramref name="n"/>.</summary>
+    public static double WilsonLower(int successes, int n, double z = 1.959963984540054)
+    {
+        if (n <= 0) return 0;
+        double p = (double)successes / n, z2 = z * z;
+        double centre = p + z2 / (2 * n);
+        double margin = z * Math.Sqrt(p * (1 - p) / n + z2 / (4.0 * n * n));
+        return Math.Max(0, (centre - margin) / (1 + z2 / n));
+    }
+}

@@ -1,0 +1,118 @@
+using System.Globalization;
+using System.Text;
+
+namespace Toolchain.Evaluate;
+
+/// <summary>Writes results.json, failures.jsonl, summary.md and index.html, each atomically.</summary>
+public static class ReportWriter
+{
+    public static void WriteAll(string dir, Results r, IReadOnlyList<FailureExample> failures)
+    {
+        AtomicFile.Write(Path.Combine(dir, "results.json"), Json.Serialize(r));
+        AtomicFile.Write(Path.Combine(dir, "failures.jsonl"), string.Concat(failures.Select(f => Json.Serialize(f, indented: false) + "\n")));
+        AtomicFile.Write(Path.Combine(dir, "summary.md"), Summary(r));
+        AtomicFile.Write(Path.Combine(dir, "index.html"), Html(r, failures));
+    }
+
+    public static string Pct(double v) => (v * 100).ToString("0.0", CultureInfo.InvariantCulture) + "%";
+    private static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+    private static string Mult(LevelResult l) => l.Exhaustive ? "exhaustive" : "x" + l.Multiple.ToString("0.##", CultureInfo.InvariantCulture);
+
+    public static string Summary(Results r)
+    {
+        var sb = new StringBuilder();
+        sb.Append($"# {r.Model.Task}/{r.Model.Arch}: {r.Model.File}\n\n");
+        sb.Append($"- model sha256 `{r.Model.Sha256}`, trained at size {r.Model.TrainLength}\n");
+        sb.Append($"- suite `{r.Suite.Name}` (sha256 `{r.Suite.Hash[..12]}`, seed {r.Suite.Seed})\n");
+        sb.Append($"- ran on {r.Run.Provider} ({r.Run.Device}), threads {(r.Run.Threads == 0 ? "default" : r.Run.Threads.ToString(CultureInfo.InvariantCulture))}, graph optimization {r.Run.GraphOptimization}");
+        if (r.Run.Shard is not null) sb.Append($", shard {r.Run.Shard}");
+        if (r.Run.MergedFrom is not null) sb.Append($", merged from {r.Run.MergedFrom.Count} shards");
+        sb.Append($"\n- {r.Tool.Name} {r.Tool.Version}{(r.Tool.GitCommit is null ? "" : $" ({r.Tool.GitCommit})")}\n\n");
+        if (r.BreakPoint is not null) sb.Append($"**Break point:** {r.BreakPoint.Verdict}\n\n");
+        sb.Append("| level | size | length | family | samples | sequence accuracy | Wilson 95% lower | symbol accuracy | status |\n");
+        sb.Append("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |\n");
+        foreach (var l in r.Levels)
+        {
+            foreach (var f in l.Families.Append(l.Total!))
+                sb.Append($"| {l.Name} ({Mult(l)}) | {N(l.Size)} | {N(l.Length)} | {(f.Family == "all" ? "**all**" : f.Family)} | {f.Samples}/{f.Planned} | {Pct(f.SequenceAccuracy)} | {Pct(f.WilsonLower95)} | {Pct(f.SymbolAccuracy)} | {(f.Family == "all" ? l.Status : "")} |\n");
+        }
+        if (r.Cases.Count > 0)
+        {
+            sb.Append("\n| pinned case | size | length | exact | first wrong position | symbol accuracy |\n| --- | ---: | ---: | --- | ---: | ---: |\n");
+            foreach (var c in r.Cases)
+                sb.Append($"| {c.Name} | {N(c.Size)} | {N(c.Length)} | {(c.Status == "run" ? (c.Exact ? "yes" : "**no**") : c.Status)} | {(c.FirstWrong >= 0 ? N(c.FirstWrong) : "")} | {(c.Status == "run" ? Pct(c.SymbolAccuracy) : "")} |\n");
+        }
+        var notes = r.Levels.Where(l => l.Note is not null).Select(l => $"level {l.Name}: {l.Note}").Concat(r.Budget.Trims).Distinct().ToList();
+        if (notes.Count > 0)
+        {
+            sb.Append("\n**Trimmed or skipped:**\n\n");
+            foreach (var n in notes) sb.Append($"- {n}\n");
+        }
+        if (r.Timing.Count > 0)
+        {
+            sb.Append("\n| level | length | examples | seconds | examples/s | token-steps/s |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
+            foreach (var t in r.Timing)
+                sb.Append($"| {t.Level} | {N(t.Length)} | {t.Examples} | {t.Seconds.ToString("0.###", CultureInfo.InvariantCulture)} | {t.ExamplesPerSecond.ToString("N0", CultureInfo.InvariantCulture)} | {t.TokenStepsPerSecond.ToString("N0", CultureInfo.InvariantCulture)} |\n");
+        }
+        return sb.ToString();
+    }
+
+    public static List<Plot.Series> AccuracySeries(Results r, string? prefix = null)
+    {
+        var levels = r.Levels.Where(l => l.Total is { Samples: > 0 }).OrderBy(l => l.Length).ToList();
+        var families = levels.SelectMany(l => l.Families).Where(f => f.Samples > 0).Select(f => f.Family).Distinct().ToList();
+        var series = new List<Plot.Series> { new((prefix ?? "") + "all", levels.Select(l => ((double)l.Length, l.Total!.SequenceAccuracy)).ToList()) };
+        if (prefix is null)
+            foreach (var fam in families)
+                series.Add(new(fam, levels.SelectMany(l => l.Families.Where(f => f.Family == fam && f.Samples > 0).Select(f => ((double)l.Length, f.SequenceAccuracy))).ToList()));
+        return series;
+    }
+
+    public static string Html(Results r, IReadOnlyList<FailureExample> failures)
+    {
+        var sb = new StringBuilder();
+        string title = $"{r.Model.Task}/{r.Model.Arch}: {r.Model.File}";
+        sb.Append($"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{Plot.Esc(title)}</title>\n");
+        sb.Append("<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td.l,th.l{text-align:left}code{word-break:break-all}mark{background:#f99}.bad{color:#b00}</style></head><body>\n");
+        sb.Append($"<h1>{Plot.Esc(title)}</h1>\n<p>model sha256 <code>{r.Model.Sha256}</code>, trained at size {r.Model.TrainLength}; suite <b>{Plot.Esc(r.Suite.Name)}</b> (seed {r.Suite.Seed}); ");
+        sb.Append($"{Plot.Esc(r.Run.Provider)} on {Plot.Esc(r.Run.Device)}, threads {(r.Run.Threads == 0 ? "default" : r.Run.Threads.ToString(CultureInfo.InvariantCulture))}, graph optimization {r.Run.GraphOptimization}; {Plot.Esc(r.Tool.Name)} {Plot.Esc(r.Tool.Version)}</p>\n");
+        if (r.BreakPoint is not null) sb.Append($"<p><b>Break point:</b> {Plot.Esc(r.BreakPoint.Verdict)}</p>\n");
+        sb.Append(Plot.Svg(AccuracySeries(r), $"sequence accuracy vs length: {r.Model.Task}/{r.Model.Arch}"));
+        sb.Append("<table><tr><th class=l>level</th><th>size</th><th>length</th><th class=l>family</th><th>samples</th><th>sequence acc.</th><th>Wilson 95% lower</th><th>symbol acc.</th><th class=l>status</th></tr>\n");
+        foreach (var l in r.Levels)
+            foreach (var f in l.Families.Append(l.Total!))
+                sb.Append($"<tr><td class=l>{Plot.Esc(l.Name)} ({Mult(l)})</td><td>{N(l.Size)}</td><td>{N(l.Length)}</td><td class=l>{Plot.Esc(f.Family)}</td><td>{f.Samples}/{f.Planned}</td>" +
+                    $"<td{(f.Exact < f.Samples ? " class=bad" : "")}>{Pct(f.SequenceAccuracy)}</td><td>{Pct(f.WilsonLower95)}</td><td>{Pct(f.SymbolAccuracy)}</td><td class=l>{(f.Family == "all" ? Plot.Esc(l.Status + (l.Note is null ? "" : ": " + l.Note)) : "")}</td></tr>\n");
+        sb.Append("</table>\n");
+        if (r.Budget.Trims.Count > 0)
+            sb.Append("<h2>Trimmed or skipped</h2><ul>" + string.Concat(r.Budget.Trims.Select(t => $"<li>{Plot.Esc(t)}</li>")) + "</ul>\n");
+        sb.Append("<h2>Failure examples</h2>\n");
+        if (failures.Count == 0) sb.Append("<p>none</p>\n");
+        foreach (var g in failures.GroupBy(f => (f.Level, f.Family)))
+        {
+            sb.Append($"<h3>{Plot.Esc(g.Key.Level)} / {Plot.Esc(g.Key.Family)}</h3>\n<table><tr><th>#</th><th>first wrong</th><th class=l>input / expected / got (around the first wrong position)</th></tr>\n");
+            foreach (var f in g.Take(5))
+                sb.Append($"<tr><td>{f.Index}</td><td>{N(f.FirstWrong)}</td><td class=l><code>{Window(f.Input, f.FirstWrong)}<br>{Window(f.Expected, f.FirstWrong)}<br>{Window(f.Got, f.FirstWrong, mark: true)}</code></td></tr>\n");
+            sb.Append("</table>\n");
+        }
+        sb.Append("</body></html>\n");
+        return sb.ToString();
+    }
+
+    /// <summary>Up to 60 symbols either side of a position, the position itself marked when asked.</summary>
+    private static string Window(string s, int pos, bool mark = false)
+    {
+        int a = Math.Max(0, pos - 60), b = Math.Min(s.Length, pos + 61);
+        var sb = new StringBuilder();
+        if (a > 0) sb.Append('…');
+        sb.Append(Plot.Esc(s[a..Math.Min(pos, b)]));
+        if (pos < s.Length)
+        {
+            string c = Plot.Esc(s[pos].ToString());
+            sb.Append(mark ? $"<mark>{c}</mark>" : c);
+            sb.Append(Plot.Esc(s[(pos + 1)..b]));
+        }
+        if (b < s.Length) sb.Append('…');
+        return sb.ToString();
+    }
+}
