@@ -58,6 +58,10 @@ public static class ModelExporter
     {
         ["ngpu"] = new NeuralGpuExporter(),
         ["dngpu"] = new ImprovedNeuralGpuExporter(),
+        ["gru"] = new RecurrentBaselineExporter(),
+        ["lstm"] = new RecurrentBaselineExporter(),
+        ["cnn"] = new ConvBaselineExporter(),
+        ["transformer"] = new TransformerBaselineExporter(),
     };
 
     public static IReadOnlyCollection<string> SupportedArchitectures => Exporters.Keys;
