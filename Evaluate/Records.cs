@@ -138,17 +138,6 @@ public static class Json
 }
 
 /// <summary>Writes files whole or not at all: a temp file beside the target, then rename.</summary>
-public static class AtomicFile
-{
-    public static void Write(string path, string text)
-    {
-        string full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string temp = $"{full}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
-        File.WriteAllText(temp, text, new System.Text.UTF8Encoding(false));
-        File.Move(temp, full, overwrite: true);
-    }
-}
 
 /// <summary>Sequence accuracy statistics.</summary>
 public static class Stats

@@ -1,3 +1,4 @@
+using Toolchain.Suites;
 using System.Globalization;
 using System.Text;
 

@@ -142,7 +142,7 @@ public sealed class Trainer : IDisposable
     public TrainResult Run(CancellationToken cancel = default)
     {
         Directory.CreateDirectory(_dir);
-        AtomicFile.WriteAllText(Path.Combine(_dir, "config.json"), _config.ToJson());
+        AtomicFile.Write(Path.Combine(_dir, "config.json"), _config.ToJson());
         var result = new TrainResult { RunDirectory = _dir };
         if (Checkpoint.InDirectory(_dir).Count == 0) SaveCheckpoint(); // step 0: NaN recovery always has a place to return to
         var bins = Bins(_task, _config.TrainLength);
@@ -155,6 +155,7 @@ public sealed class Trainer : IDisposable
         while (_state.Step < _config.Steps && !cancel.IsCancellationRequested)
         {
             long step = _state.Step;
+            var stepClock = Stopwatch.StartNew();
             var outcome = TrainStep(step, bins);
             if (outcome is null)
             {
@@ -165,6 +166,7 @@ public sealed class Trainer : IDisposable
                 continue;
             }
             var (loss, sym, seq, size, examples) = outcome.Value;
+            _state.WallSeconds += stepClock.Elapsed.TotalSeconds;
             result.Losses.Add((step, loss));
             _state.Step = step + 1;
             examplesSinceLog += examples;
@@ -355,6 +357,8 @@ public sealed class TrainerState
     public double LossSum { get; set; }
     public int SaturationCount { get; set; }
     public int NanRecoveries { get; set; }
+    /// <summary>Training wall time summed over every process that worked on this run.</summary>
+    public double WallSeconds { get; set; }
 
     public int CurriculumSize(RunConfig c) =>
         !c.Curriculum || c.AllBins ? c.TrainLength : Math.Clamp(Curriculum == 0 ? c.CurriculumStart : Curriculum, 1, c.TrainLength);
@@ -365,17 +369,4 @@ public sealed class TrainerState
     public JsonObject ToJson() => JsonNode.Parse(System.Text.Json.JsonSerializer.Serialize(this, RunConfig.Json))!.AsObject();
     public static TrainerState FromJson(JsonObject o) =>
         System.Text.Json.JsonSerializer.Deserialize<TrainerState>(o.ToJsonString(), RunConfig.Json) ?? new TrainerState();
-}
-
-/// <summary>Atomic text writes: temp file beside the target, then rename.</summary>
-public static class AtomicFile
-{
-    public static void WriteAllText(string path, string text)
-    {
-        string full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string temp = $"{full}.{Environment.ProcessId}.tmp";
-        File.WriteAllText(temp, text);
-        File.Move(temp, full, overwrite: true);
-    }
 }

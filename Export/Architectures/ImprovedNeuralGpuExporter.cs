@@ -25,32 +25,9 @@ public sealed class ImprovedNeuralGpuExporter : IArchitectureExporter
         string outBias = Weight(g, "out_bias", Parameter(model, "out_bias"));
 
         string s0 = g.Transpose(g.Gather(embedding, tokens, 0), 0, 2, 1); // [B, m, n]
-        string? image0 = options.WithStates ? g.Transpose(s0, 0, 2, 1) : null;
-        string final;
-        string? states = null;
-        if (options.Mode == ExportMode.Loop)
-        {
-            var loop = new LoopBuilder(g, "steps");
-            string s = loop.Carry("state", ElementType.Float);
-            string next = Step(loop.Body, weights, s, m, pad);
-            (string, ElementType)[] scans = options.WithStates ? [(loop.Body.Transpose(next, 0, 2, 1), ElementType.Float)] : [];
-            var (fin, scan) = loop.Finish(g.Squeeze(g.Dim(tokens, 1), 0), [s0], [next], scans);
-            final = fin[0];
-            if (options.WithStates) states = g.Concat(1, g.Unsqueeze(image0!, 1), g.Transpose(scan[0], 1, 0, 2, 3));
-        }
-        else
-        {
-            string s = s0;
-            var images = new List<string>();
-            if (image0 is not null) images.Add(g.Unsqueeze(image0, 1));
-            for (int step = 0; step < options.Length!.Value; step++)
-            {
-                s = Step(g, weights, s, m, pad);
-                if (options.WithStates) images.Add(g.Unsqueeze(g.Transpose(s, 0, 2, 1), 1));
-            }
-            final = s;
-            if (options.WithStates) states = g.Concat(1, [.. images]);
-        }
+        var (final, states) = Recurrence.Build(g, options, tokens, s0,
+            step: (b, s, _) => Step(b, weights, s, m, pad),
+            image: (b, s) => b.Transpose(s, 0, 2, 1));
         string logits = g.Linear(g.Transpose(final, 0, 2, 1), outWeight, outBias);
         return (logits, states);
     }

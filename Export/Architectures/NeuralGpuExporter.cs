@@ -39,33 +39,9 @@ public sealed class NeuralGpuExporter : IArchitectureExporter
 
         string emb = g.Unsqueeze(g.Transpose(g.Gather(embedding, tokens, 0), 0, 2, 1), 3); // [B, m, n, 1]
         string s0 = w > 1 ? g.Pad(emb, 0, 0, 0, 0, 0, 0, 0, w - 1) : emb;                   // [B, m, n, w]
-        string? image0 = options.WithStates ? Image(g, s0) : null;
-        string final;
-        string? states = null;
-        if (options.Mode == ExportMode.Loop)
-        {
-            var loop = new LoopBuilder(g, "steps");
-            string s = loop.Carry("image", ElementType.Float);
-            string? set = sets > 1 ? loop.Body.Node("Mod", [loop.Iteration, loop.Body.Scalar((long)sets)]) : null;
-            string next = cell.Step(loop.Body, s, set);
-            (string, ElementType)[] scans = options.WithStates ? [(Image(loop.Body, next), ElementType.Float)] : [];
-            var (fin, scan) = loop.Finish(g.Squeeze(g.Dim(tokens, 1), 0), [s0], [next], scans);
-            final = fin[0];
-            if (options.WithStates) states = g.Concat(1, g.Unsqueeze(image0!, 1), g.Transpose(scan[0], 1, 0, 2, 3));
-        }
-        else
-        {
-            string s = s0;
-            var images = new List<string>();
-            if (image0 is not null) images.Add(g.Unsqueeze(image0, 1));
-            for (int step = 0; step < options.Length!.Value; step++)
-            {
-                s = cell.Step(g, s, sets > 1 ? g.Scalar((long)(step % sets)) : null);
-                if (options.WithStates) images.Add(g.Unsqueeze(Image(g, s), 1));
-            }
-            final = s;
-            if (options.WithStates) states = g.Concat(1, [.. images]);
-        }
+        var (final, states) = Recurrence.Build(g, options, tokens, s0,
+            step: (b, s, index) => cell.Step(b, s, sets > 1 ? b.Node("Mod", [index, b.Scalar((long)sets)]) : null),
+            image: Image);
         string first = g.Transpose(g.Pick(final, 0, 3), 0, 2, 1); // column 0 -> [B, n, m]
         return (g.Linear(first, outWeight, outBias), states);
     }

@@ -1,3 +1,4 @@
+using Toolchain.Suites;
 using System.CommandLine;
 using Toolchain.Evaluate;
 

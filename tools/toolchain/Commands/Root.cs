@@ -16,6 +16,8 @@ public static class Root
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(CompareCommand.Create());
+        root.Subcommands.Add(ZooCommand.Create());
+        root.Subcommands.Add(ReportCommand.Create());
         return root;
     }
 }

@@ -1,0 +1,36 @@
+using Toolchain.Export.Onnx;
+
+namespace Toolchain.Export.Architectures;
+
+/// <summary>
+/// The n-step recurrence shared by the Neural GPU exporters: an ONNX Loop whose trip count is the input's
+/// length (loop mode), or the step written out options.Length times (unrolled mode). When states are asked
+/// for, the image of the state before the first step and after every step is stacked to [B, n+1, ...].
+/// </summary>
+public static class Recurrence
+{
+    /// <param name="step">Adds one step to a graph: (graph, state, step index as an int64 scalar value) -> next state.</param>
+    /// <param name="image">The state as the [B, n, C] picture the `states` output shows.</param>
+    public static (string Final, string? States) Build(GraphBuilder g, ExportOptions options, string tokens, string s0,
+        Func<GraphBuilder, string, string, string> step, Func<GraphBuilder, string, string> image)
+    {
+        string? image0 = options.WithStates ? g.Unsqueeze(image(g, s0), 1) : null;
+        if (options.Mode == ExportMode.Loop)
+        {
+            var loop = new LoopBuilder(g, "steps");
+            string s = loop.Carry("state", ElementType.Float);
+            string next = step(loop.Body, s, loop.Iteration);
+            (string, ElementType)[] scans = options.WithStates ? [(image(loop.Body, next), ElementType.Float)] : [];
+            var (final, scan) = loop.Finish(g.Squeeze(g.Dim(tokens, 1), 0), [s0], [next], scans);
+            return (final[0], options.WithStates ? g.Concat(1, image0!, g.Transpose(scan[0], 1, 0, 2, 3)) : null);
+        }
+        string state = s0;
+        var images = image0 is null ? null : new List<string> { image0 };
+        for (long i = 0; i < options.Length!.Value; i++)
+        {
+            state = step(g, state, g.Scalar(i));
+            images?.Add(g.Unsqueeze(image(g, state), 1));
+        }
+        return (state, images is null ? null : g.Concat(1, [.. images]));
+    }
+}

@@ -1,0 +1,84 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text;
+using Toolchain.Evaluate;
+using Toolchain.Suites;
+
+namespace Toolchain.Cli.Commands;
+
+/// <summary>
+/// `toolchain report`: the main command. Grades every model of the zoo (models/*.onnx) on the standard suite
+/// within one time budget shared by the models, prints the task/architecture x level table, and writes
+/// reports/latest/index.html with the accuracy-vs-length overlay and a report per model.
+/// </summary>
+public static class ReportCommand
+{
+    public static Command Create()
+    {
+        var models = new Option<string>("--models") { Description = "folder of ONNX models to grade", DefaultValueFactory = _ => "models" };
+        var suite = new Option<string>("--suite") { Description = "built-in suite name or suite file", DefaultValueFactory = _ => "standard" };
+        var budget = new Option<double>("--budget-minutes") { Description = "time budget for the whole report", DefaultValueFactory = _ => 8 };
+        var outDir = new Option<string>("--out") { Description = "report folder", DefaultValueFactory = _ => Path.Combine("reports", "latest") };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: default)", DefaultValueFactory = _ => 0 };
+        var cmd = new Command("report", "grade the whole model zoo and write reports/latest/index.html") { models, suite, budget, outDir, threads };
+        cmd.SetAction(r =>
+        {
+            var w = r.InvocationConfiguration.Output;
+            var err = r.InvocationConfiguration.Error;
+            string dir = r.GetValue(models)!;
+            if (!Directory.Exists(dir)) throw new UserError($"{dir}: no model folder; run from the repository root or pass --models DIR");
+            var files = Directory.GetFiles(dir, "*.onnx").Order(StringComparer.Ordinal).ToList();
+            if (files.Count == 0) throw new UserError($"{dir}: no .onnx models; build the zoo with `toolchain zoo` or export one with `toolchain export`");
+            if (r.GetValue(budget) <= 0) throw new UserError("--budget-minutes must be positive");
+            var suiteDef = SuiteFile.Resolve(r.GetValue(suite)!);
+            string output = r.GetValue(outDir)!;
+            if (Directory.Exists(output)) Directory.Delete(output, recursive: true);
+            var clock = Stopwatch.StartNew();
+            double total = r.GetValue(budget) * 60;
+            var all = new List<(string Name, Results Results)>();
+            for (int i = 0; i < files.Count; i++)
+            {
+                string name = Path.GetFileNameWithoutExtension(files[i]);
+                // an equal share of what is left, keeping a tenth in reserve for session start-up and reports
+                double share = Math.Max(5, (total * 0.9 - clock.Elapsed.TotalSeconds) / (files.Count - i));
+                var (info, runner) = ModelIntake.Open(files[i], null, null, new RunnerOptions { Threads = r.GetValue(threads), Log = line => Cli.Line(err, line) });
+                using (runner)
+                {
+                    Cli.Line(err, $"[{i + 1}/{files.Count}] {name}: {info.Label} on {runner.Provider}, {share:0} s budget");
+                    var graded = Evaluator.Run(info, runner, new EvalOptions
+                    {
+                        Suite = suiteDef,
+                        OutDir = Path.Combine(output, name),
+                        BudgetMinutes = share / 60,
+                        Log = line => Cli.Line(err, "    " + line),
+                    });
+                    all.Add((name, graded));
+                }
+            }
+            var results = all.Select(a => a.Results).ToList();
+            Comparer.Write(results, output);
+            string table = Comparer.Table(results, markdown: false);
+            w.Write(table);
+            AtomicFile.Write(Path.Combine(output, "index.html"), Index(all, table, suiteDef, clock.Elapsed));
+            Cli.Line(w, $"graded {files.Count} models in {clock.Elapsed.TotalMinutes:0.0} min; report: {Path.GetFullPath(Path.Combine(output, "index.html"))}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static string Index(List<(string Name, Results Results)> all, string table, SuiteDefinition suite, TimeSpan elapsed)
+    {
+        var html = new StringBuilder();
+        html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Toolchain zoo report</title>");
+        html.Append("<style>body{font-family:sans-serif;margin:2em;max-width:72em}pre{background:#f6f6f6;padding:1em}</style></head><body>\n");
+        html.Append("<h1>Did it learn an algorithm, or only the training lengths?</h1>\n");
+        html.Append($"<p>{all.Count} models graded on suite <code>{Plot.Esc(suite.Name)}</code> (sha256 {suite.Hash[..12]}) in {elapsed.TotalMinutes:0.0} minutes. ");
+        html.Append("Levels are multiples of each model's training size; trimmed levels (time budget) are marked *. Each model's own report has the per-family numbers and failing examples.</p>\n");
+        html.Append("<h2>Sequence accuracy against length</h2>\n").Append("<img src=\"compare.svg\" alt=\"accuracy vs length\">\n");
+        html.Append("<h2>Table</h2>\n<pre>").Append(Plot.Esc(table)).Append("</pre>\n<h2>Models</h2>\n<ul>\n");
+        foreach (var (name, r) in all)
+            html.Append($"<li><a href=\"{Uri.EscapeDataString(name)}/index.html\">{Plot.Esc(name)}</a>: {Plot.Esc(Comparer.Label(r))}</li>\n");
+        html.Append("</ul>\n</body></html>\n");
+        return html.ToString();
+    }
+}

@@ -1,0 +1,176 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Toolchain.Evaluate;
+using Toolchain.Export;
+using Toolchain.Export.Onnx;
+using Toolchain.Suites;
+using Toolchain.Train;
+using YamlDotNet.RepresentationModel;
+
+namespace Toolchain.Cli.Commands;
+
+/// <summary>One zoo entry of zoo/zoo.yaml.</summary>
+public sealed record ZooEntry(string Name, string Task, string Arch, string? Preset, int Steps, IReadOnlyList<string> Set);
+
+/// <summary>
+/// `toolchain zoo [--only NAME,...] [--no-train] [--threads N] [--eval-minutes M]`: trains (resuming), exports,
+/// grades and describes every zoo model. Each stage is skipped when its output is newer than its input.
+/// </summary>
+public static class ZooCommand
+{
+    public static Command Create()
+    {
+        var file = new Option<string>("--zoo") { Description = "zoo definition", DefaultValueFactory = _ => "zoo/zoo.yaml" };
+        var only = new Option<string?>("--only") { Description = "comma-separated model names (default: all)" };
+        var noTrain = new Option<bool>("--no-train") { Description = "export and grade the runs as they are, without training further" };
+        var threads = new Option<int>("--threads") { Description = "torch threads for training", DefaultValueFactory = _ => 1 };
+        var evalMinutes = new Option<double>("--eval-minutes") { Description = "grading budget per model (standard suite)", DefaultValueFactory = _ => 3 };
+        var models = new Option<string>("--models") { Description = "where models, cards and reports go", DefaultValueFactory = _ => "models" };
+        var cmd = new Command("zoo", "train, export, grade and describe the zoo models of zoo/zoo.yaml (resumable)") { file, only, noTrain, threads, evalMinutes, models };
+        cmd.SetAction((r, cancel) =>
+        {
+            var w = r.InvocationConfiguration.Output;
+            string zooFile = r.GetValue(file)!;
+            var entries = Load(zooFile);
+            var wanted = r.GetValue(only)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (wanted is not null)
+            {
+                var unknown = wanted.Except(entries.Select(e => e.Name)).ToList();
+                if (unknown.Count > 0) throw new UserError($"{zooFile}: no zoo model named {string.Join(", ", unknown)}");
+                entries = entries.Where(e => wanted.Contains(e.Name)).ToList();
+            }
+            string runs = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(zooFile))!, "runs");
+            string outDir = r.GetValue(models)!;
+            Directory.CreateDirectory(outDir);
+            foreach (var e in entries)
+            {
+                if (cancel.IsCancellationRequested) break;
+                string runDir = Path.Combine(runs, e.Name);
+                if (!r.GetValue(noTrain)) Train(e, runDir, r.GetValue(threads), w, cancel);
+                if (cancel.IsCancellationRequested || Checkpoint.InDirectory(runDir).Count == 0) continue;
+                Publish(e, runDir, outDir, r.GetValue(evalMinutes), w);
+            }
+            return Task.FromResult(0);
+        });
+        return cmd;
+    }
+
+    public static List<ZooEntry> Load(string path)
+    {
+        if (!File.Exists(path)) throw new UserError($"{path}: no zoo definition; run from the repository root or pass --zoo FILE");
+        var yaml = new YamlStream();
+        yaml.Load(new StringReader(File.ReadAllText(path)));
+        var root = (YamlMappingNode)yaml.Documents[0].RootNode;
+        var list = new List<ZooEntry>();
+        foreach (YamlMappingNode m in ((YamlSequenceNode)root.Children[new YamlScalarNode("models")]).Children.Cast<YamlMappingNode>())
+        {
+            string Get(string key) => m.Children.TryGetValue(new YamlScalarNode(key), out var v) ? ((YamlScalarNode)v).Value! : throw new UserError($"{path}:{m.Start.Line}: zoo entry without '{key}'");
+            string? Opt(string key) => m.Children.TryGetValue(new YamlScalarNode(key), out var v) ? ((YamlScalarNode)v).Value : null;
+            var set = m.Children.TryGetValue(new YamlScalarNode("set"), out var s) ? ((YamlSequenceNode)s).Children.Select(x => ((YamlScalarNode)x).Value!).ToList() : [];
+            list.Add(new ZooEntry(Get("name"), Get("task"), Get("arch"), Opt("preset"), int.Parse(Get("steps"), CultureInfo.InvariantCulture), set));
+        }
+        return list;
+    }
+
+    public static RunConfig Config(ZooEntry e, int threads) =>
+        (RunConfig.Preset(e.Preset ?? RunConfig.DefaultPreset(e.Arch), e.Arch, e.Task) with { Steps = e.Steps, Threads = threads, KeepCheckpoints = 1 })
+            .With(e.Set).Validate();
+
+    private static void Train(ZooEntry e, string runDir, int threads, TextWriter w, CancellationToken cancel)
+    {
+        var config = Config(e, threads);
+        using var trainer = new Trainer(config, runDir, w);
+        trainer.TryResume();
+        Cli.Line(w, $"== {e.Name}: training {e.Arch} on {e.Task} to step {e.Steps}");
+        trainer.Run(cancel);
+    }
+
+    private static void Publish(ZooEntry e, string runDir, string outDir, double evalMinutes, TextWriter w)
+    {
+        string onnx = Path.Combine(outDir, e.Name + ".onnx");
+        var (model, ckpt) = ModelExporter.LoadModel(runDir);
+        var state = TrainerState.FromJson(ckpt.State);
+        using (model)
+        {
+            var export = ModelExporter.Export(model, ckpt.FileHash ?? "", new ExportOptions { WithStates = true, ParityMultiples = [1, 4] });
+            ModelWriter.Save(export.Model, onnx);
+            Cli.Line(w, $"== {e.Name}: exported at step {state.Step} (parity {export.Parity.Max(p => p.MaxAbsDifference):E1})");
+        }
+        string reportDir = Path.Combine(outDir, e.Name + ".report");
+        if (Directory.Exists(reportDir)) Directory.Delete(reportDir, recursive: true);
+        var (info, runner) = ModelIntake.Open(onnx, null, null, new RunnerOptions { Provider = ProviderChoice.Cpu });
+        Results results;
+        using (runner)
+        {
+            results = Evaluator.Run(info, runner, new EvalOptions
+            {
+                Suite = SuiteFile.LoadBuiltIn("standard"),
+                OutDir = reportDir,
+                BudgetMinutes = evalMinutes,
+                BreakPoint = true,
+                BreakPointOptions = new BreakPointOptions { Seconds = evalMinutes * 30 },
+                Log = line => Cli.Line(w, "   " + line),
+            });
+        }
+        foreach (var f in new[] { Evaluator.PlanFile, Evaluator.UnitsFile, Evaluator.BreakPointFile })
+            File.Delete(Path.Combine(reportDir, f)); // resume bookkeeping; the card and results.json carry the outcome
+        var card = Card(e, ckpt, state, onnx, results);
+        AtomicFile.Write(Path.Combine(outDir, e.Name + ".card.json"), card.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        Cli.Line(w, $"== {e.Name}: {card["summary"]}");
+    }
+
+    /// <summary>The model card: what was trained, how long, where, and what the graded report measured.
+    /// The claim is the 95% Wilson lower bound of the 1x random sequence accuracy, rounded down: a fresh run
+    /// of the same examples must reach it.</summary>
+    private static JsonObject Card(ZooEntry e, Checkpoint ckpt, TrainerState state, string onnx, Results results)
+    {
+        var oneX = results.Levels.FirstOrDefault(l => l.Name == "1x");
+        var random = oneX?.Families.FirstOrDefault(f => f.Family == AlgorithmicTask.Random);
+        double claim = random is null ? 0 : Math.Floor(random.WilsonLower95 * 100) / 100;
+        var levels = new JsonObject();
+        foreach (var l in results.Levels.Where(l => l.Total is { Samples: > 0 }))
+            levels[l.Name] = new JsonObject
+            {
+                ["size"] = l.Size,
+                ["sequence_accuracy"] = Math.Round(l.Total!.SequenceAccuracy, 4),
+                ["symbol_accuracy"] = Math.Round(l.Total.SymbolAccuracy, 4),
+                ["samples"] = l.Total.Samples,
+                ["random_sequence_accuracy"] = l.Families.FirstOrDefault(f => f.Family == "random") is { } fr ? Math.Round(fr.SequenceAccuracy, 4) : null,
+                ["status"] = l.Status,
+            };
+        string summary = string.Join(", ", results.Levels.Where(l => l.Total is { Samples: > 0 }).Select(l => $"{l.Name} {ReportWriter.Pct(l.Total!.SequenceAccuracy)}"))
+            + (results.BreakPoint is { } bp ? "; " + bp.Verdict : "");
+        return new JsonObject
+        {
+            ["name"] = e.Name,
+            ["task"] = e.Task,
+            ["arch"] = e.Arch,
+            ["preset"] = e.Preset ?? RunConfig.DefaultPreset(e.Arch),
+            ["seed"] = ckpt.Config.Seed,
+            ["train_length"] = ckpt.Config.TrainLength,
+            ["steps"] = state.Step,
+            ["planned_steps"] = e.Steps,
+            ["wall_time_seconds"] = Math.Round(state.WallSeconds),
+            ["machine"] = Machine(),
+            ["model"] = Path.GetFileName(onnx),
+            ["model_sha256"] = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(onnx))),
+            ["checkpoint_sha256"] = ckpt.FileHash,
+            ["config"] = JsonNode.Parse(ckpt.Config.ToJson()),
+            ["claim"] = new JsonObject { ["level"] = "1x", ["family"] = "random", ["samples"] = random?.Samples ?? 0, ["min_sequence_accuracy"] = claim },
+            ["levels"] = levels,
+            ["break_point"] = results.BreakPoint?.Verdict,
+            ["summary"] = summary,
+        };
+    }
+
+    public static string Machine()
+    {
+        string cpu = File.Exists("/proc/cpuinfo")
+            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU"
+            : "unknown CPU";
+        return $"{cpu}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
+    }
+}
