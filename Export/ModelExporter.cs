@@ -37,7 +37,7 @@ public sealed class ParityException(string message) : Exception(message);
 /// <summary>One parity measurement: an input length and the worst |logit difference| there.</summary>
 public sealed record ParityPoint(int Size, int Length, double MaxAbsDifference);
 
-public sealed record ExportResult(ModelProto Model, IReadOnlyList<ParityPoint> Parity, TimeSpan BuildTime, TimeSpan ParityTime);
+public sealed record ExportResult(ModelProto Model, IReadOnlyList<ParityPoint> Parity, TimeSpan BuildTime, TimeSpan ParityTime, TimeSpan SessionTime);
 
 /// <summary>One architecture's graph: reads "tokens", produces logits (and states when asked).</summary>
 public interface IArchitectureExporter
@@ -114,8 +114,8 @@ public static class ModelExporter
         var proto = ModelWriter.Model(g.Build(), metadata, typeof(ModelExporter).Assembly.GetName().Version?.ToString(3) ?? "0.1.0");
         var buildTime = clock.Elapsed;
         clock.Restart();
-        var parity = CheckParity(model, proto, options, task);
-        return new ExportResult(proto, parity, buildTime, clock.Elapsed);
+        var (parity, session) = CheckParity(model, proto, options, task);
+        return new ExportResult(proto, parity, buildTime, clock.Elapsed, session);
     }
 
     /// <summary>Sizes whose encoded length parity is checked: multiples of the training size, or the one
@@ -134,11 +134,13 @@ public static class ModelExporter
 
     /// <summary>Runs TorchSharp and ONNX Runtime on the same task inputs; throws <see cref="ParityException"/>
     /// naming the worst difference when it exceeds the tolerance.</summary>
-    public static IReadOnlyList<ParityPoint> CheckParity(AlgorithmicModel model, ModelProto proto, ExportOptions options, AlgorithmicTask task)
+    public static (IReadOnlyList<ParityPoint> Points, TimeSpan SessionTime) CheckParity(AlgorithmicModel model, ModelProto proto, ExportOptions options, AlgorithmicTask task)
     {
         var points = new List<ParityPoint>();
+        var sessionClock = Stopwatch.StartNew();
         using var sessionOptions = new SessionOptions();
         using var session = new InferenceSession(proto.ToByteArray(), sessionOptions);
+        var sessionTime = sessionClock.Elapsed;
         model.eval();
         foreach (var (size, length) in ParityPoints(task, model.Config, options))
         {
@@ -167,7 +169,7 @@ public static class ModelExporter
                 throw new ParityException(string.Create(CultureInfo.InvariantCulture,
                     $"parity check failed at size {size} (length {length}): max |TorchSharp - ONNX Runtime| logit difference {worst:G3} exceeds {options.Tolerance:G3}; the model was not written"));
         }
-        return points;
+        return (points, sessionTime);
     }
 
     /// <summary>Valid task inputs (random family) of one size, flattened [batch, length].</summary>

@@ -38,8 +38,8 @@ public static class ExportCommand
                 ModelWriter.Save(result.Model, path);
                 var inv = CultureInfo.InvariantCulture;
                 foreach (var p in result.Parity)
-                    Cli.Line(w, string.Create(inv, $"parity  size {p.Size,6}  length {p.Length,6}  max |diff| {p.MaxAbsDifference:E2}"));
-                Cli.Line(w, string.Create(inv, $"wrote {path}: {new FileInfo(path).Length:N0} bytes, {result.Model.Graph.Node.Count} nodes, {model.Config.Arch}/{model.Config.Task}, mode {r.GetValue(mode)}; build {result.BuildTime.TotalSeconds:F2} s, parity {result.ParityTime.TotalSeconds:F2} s"));
+                    Cli.Line(w, string.Create(inv, $"parity  size {p.Size,6}  length {p.Length,6}  max |diff| {p.MaxAbsDifference:0.00E+0}"));
+                Cli.Line(w, string.Create(inv, $"wrote {path}: {new FileInfo(path).Length:N0} bytes, {result.Model.Graph.Node.Count} nodes, {model.Config.Arch}/{model.Config.Task}, mode {r.GetValue(mode)}; build {result.BuildTime.TotalSeconds:F2} s, ONNX Runtime session {result.SessionTime.TotalSeconds:F2} s, parity {result.ParityTime.TotalSeconds:F2} s"));
             }
             return 0;
         });
