@@ -15,11 +15,14 @@ public sealed class ImprovedNeuralGpuExporter : IArchitectureExporter
     {
         int m = model.Config.Maps;
         long pad = model.Config.KernelWidth / 2;
+        // loop mode: the step's weights are initializers of the loop body (constants there for ORT's optimizers)
+        var loop = options.Mode == ExportMode.Loop ? new LoopBuilder(g, "steps") : null;
+        var wg = loop?.Body ?? g;
         var weights = new Weights(
-            Weight(g, "gate_weight", Parameter(model, "gate_weight")),
-            Weight(g, "gate_bias", Parameter(model, "gate_bias")),
-            Weight(g, "cand_weight", Parameter(model, "cand_weight")),
-            Weight(g, "cand_bias", Parameter(model, "cand_bias")));
+            Weight(wg, "gate_weight", Parameter(model, "gate_weight")),
+            Weight(wg, "gate_bias", Parameter(model, "gate_bias")),
+            Weight(wg, "cand_weight", Parameter(model, "cand_weight")),
+            Weight(wg, "cand_bias", Parameter(model, "cand_bias")));
         string embedding = Weight(g, "embedding", Parameter(model, "embedding"));
         string outWeight = WeightTransposed(g, "out_weight_t", Parameter(model, "out_weight"));
         string outBias = Weight(g, "out_bias", Parameter(model, "out_bias"));
@@ -28,9 +31,8 @@ public sealed class ImprovedNeuralGpuExporter : IArchitectureExporter
         string? image0 = options.WithStates ? g.Transpose(s0, 0, 2, 1) : null;
         string final;
         string? states = null;
-        if (options.Mode == ExportMode.Loop)
+        if (loop is not null)
         {
-            var loop = new LoopBuilder(g, "steps");
             string s = loop.Carry("state", ElementType.Float);
             string next = Step(loop.Body, weights, s, m, pad);
             (string, ElementType)[] scans = options.WithStates ? [(loop.Body.Transpose(next, 0, 2, 1), ElementType.Float)] : [];

@@ -23,14 +23,20 @@ public sealed class NeuralGpuExporter : IArchitectureExporter
         var candWeight = Parameter(model, "cand_weight");
         var candBias = Parameter(model, "cand_bias");
         int layers = (int)gateWeight.shape[1];
+        // Loop mode keeps the recurrent weights as initializers of the loop body itself, not of the outer graph:
+        // ONNX Runtime's layout optimizations (NCHWc convolutions with reordered weights, fused activations)
+        // only take constant initializers of the graph being optimized, and outer-scope values are not that.
+        // Measured on 2 cores (toolchain bench): ngpu m=24 at n=41 ran 1.44x slower than unrolled before this.
+        var loop = options.Mode == ExportMode.Loop ? new LoopBuilder(g, "steps") : null;
+        var wg = loop?.Body ?? g;
         var layerWeights = new List<LayerWeights>();
         for (int l = 0; l < layers; l++)
         {
             // [r, ...] per layer when the sets are still separate, else the single set's tensor
             TorchSharp.torch.Tensor Layer(TorchSharp.torch.Tensor p) => sets > 1 ? p.select(1, l) : p[0, l];
             layerWeights.Add(new LayerWeights(
-                Weight(g, $"gate_weight_{l}", Layer(gateWeight)), Weight(g, $"gate_bias_{l}", Layer(gateBias)),
-                Weight(g, $"cand_weight_{l}", Layer(candWeight)), Weight(g, $"cand_bias_{l}", Layer(candBias))));
+                Weight(wg, $"gate_weight_{l}", Layer(gateWeight)), Weight(wg, $"gate_bias_{l}", Layer(gateBias)),
+                Weight(wg, $"cand_weight_{l}", Layer(candWeight)), Weight(wg, $"cand_bias_{l}", Layer(candBias))));
         }
         string embedding = Weight(g, "embedding", Parameter(model, "embedding"));
         string outWeight = WeightTransposed(g, "out_weight_t", Parameter(model, "out_weight"));
@@ -42,9 +48,8 @@ public sealed class NeuralGpuExporter : IArchitectureExporter
         string? image0 = options.WithStates ? Image(g, s0) : null;
         string final;
         string? states = null;
-        if (options.Mode == ExportMode.Loop)
+        if (loop is not null)
         {
-            var loop = new LoopBuilder(g, "steps");
             string s = loop.Carry("image", ElementType.Float);
             string? set = sets > 1 ? loop.Body.Node("Mod", [loop.Iteration, loop.Body.Scalar((long)sets)]) : null;
             string next = cell.Step(loop.Body, s, set);
