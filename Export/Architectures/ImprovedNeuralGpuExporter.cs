@@ -15,17 +15,20 @@ public sealed class ImprovedNeuralGpuExporter : IArchitectureExporter
     {
         int m = model.Config.Maps;
         long pad = model.Config.KernelWidth / 2;
+        // loop mode: the step's weights are initializers of the loop body (constants there for ORT's optimizers)
+        var loop = Recurrence.Loop(g, options);
+        var wg = loop?.Body ?? g;
         var weights = new Weights(
-            Weight(g, "gate_weight", Parameter(model, "gate_weight")),
-            Weight(g, "gate_bias", Parameter(model, "gate_bias")),
-            Weight(g, "cand_weight", Parameter(model, "cand_weight")),
-            Weight(g, "cand_bias", Parameter(model, "cand_bias")));
+            Weight(wg, "gate_weight", Parameter(model, "gate_weight")),
+            Weight(wg, "gate_bias", Parameter(model, "gate_bias")),
+            Weight(wg, "cand_weight", Parameter(model, "cand_weight")),
+            Weight(wg, "cand_bias", Parameter(model, "cand_bias")));
         string embedding = Weight(g, "embedding", Parameter(model, "embedding"));
         string outWeight = WeightTransposed(g, "out_weight_t", Parameter(model, "out_weight"));
         string outBias = Weight(g, "out_bias", Parameter(model, "out_bias"));
 
         string s0 = g.Transpose(g.Gather(embedding, tokens, 0), 0, 2, 1); // [B, m, n]
-        var (final, states) = Recurrence.Build(g, options, tokens, s0,
+        var (final, states) = Recurrence.Build(g, loop, options, tokens, s0,
             step: (b, s, _) => Step(b, weights, s, m, pad),
             image: (b, s) => b.Transpose(s, 0, 2, 1));
         string logits = g.Linear(g.Transpose(final, 0, 2, 1), outWeight, outBias);

@@ -23,14 +23,20 @@ public sealed class NeuralGpuExporter : IArchitectureExporter
         var candWeight = Parameter(model, "cand_weight");
         var candBias = Parameter(model, "cand_bias");
         int layers = (int)gateWeight.shape[1];
+        // Loop mode keeps the recurrent weights as initializers of the loop body itself, not of the outer graph:
+        // ONNX Runtime's layout optimizations (NCHWc convolutions with reordered weights, fused activations)
+        // only take constant initializers of the graph being optimized, and outer-scope values are not that.
+        // Measured on 2 cores (toolchain bench): ngpu m=24 at n=41 ran 1.44x slower than unrolled before this.
+        var loop = Recurrence.Loop(g, options);
+        var wg = loop?.Body ?? g;
         var layerWeights = new List<LayerWeights>();
         for (int l = 0; l < layers; l++)
         {
             // [r, ...] per layer when the sets are still separate, else the single set's tensor
             TorchSharp.torch.Tensor Layer(TorchSharp.torch.Tensor p) => sets > 1 ? p.select(1, l) : p[0, l];
             layerWeights.Add(new LayerWeights(
-                Weight(g, $"gate_weight_{l}", Layer(gateWeight)), Weight(g, $"gate_bias_{l}", Layer(gateBias)),
-                Weight(g, $"cand_weight_{l}", Layer(candWeight)), Weight(g, $"cand_bias_{l}", Layer(candBias))));
+                Weight(wg, $"gate_weight_{l}", Layer(gateWeight)), Weight(wg, $"gate_bias_{l}", Layer(gateBias)),
+                Weight(wg, $"cand_weight_{l}", Layer(candWeight)), Weight(wg, $"cand_bias_{l}", Layer(candBias))));
         }
         string embedding = Weight(g, "embedding", Parameter(model, "embedding"));
         string outWeight = WeightTransposed(g, "out_weight_t", Parameter(model, "out_weight"));
@@ -39,7 +45,7 @@ public sealed class NeuralGpuExporter : IArchitectureExporter
 
         string emb = g.Unsqueeze(g.Transpose(g.Gather(embedding, tokens, 0), 0, 2, 1), 3); // [B, m, n, 1]
         string s0 = w > 1 ? g.Pad(emb, 0, 0, 0, 0, 0, 0, 0, w - 1) : emb;                   // [B, m, n, w]
-        var (final, states) = Recurrence.Build(g, options, tokens, s0,
+        var (final, states) = Recurrence.Build(g, loop, options, tokens, s0,
             step: (b, s, index) => cell.Step(b, s, sets > 1 ? b.Node("Mod", [index, b.Scalar((long)sets)]) : null),
             image: Image);
         string first = g.Transpose(g.Pick(final, 0, 3), 0, 2, 1); // column 0 -> [B, n, m]

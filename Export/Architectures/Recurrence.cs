@@ -9,15 +9,21 @@ namespace Toolchain.Export.Architectures;
 /// </summary>
 public static class Recurrence
 {
+    /// <summary>The Loop of a loop-mode export, created before the weights so that they can be initializers of
+    /// its body (ONNX Runtime optimizes only a graph's own constant initializers, not outer-scope values);
+    /// null in unrolled mode.</summary>
+    public static LoopBuilder? Loop(GraphBuilder g, ExportOptions options) =>
+        options.Mode == ExportMode.Loop ? new LoopBuilder(g, "steps") : null;
+
+    /// <param name="loop">From <see cref="Loop"/>.</param>
     /// <param name="step">Adds one step to a graph: (graph, state, step index as an int64 scalar value) -> next state.</param>
     /// <param name="image">The state as the [B, n, C] picture the `states` output shows.</param>
-    public static (string Final, string? States) Build(GraphBuilder g, ExportOptions options, string tokens, string s0,
+    public static (string Final, string? States) Build(GraphBuilder g, LoopBuilder? loop, ExportOptions options, string tokens, string s0,
         Func<GraphBuilder, string, string, string> step, Func<GraphBuilder, string, string> image)
     {
         string? image0 = options.WithStates ? g.Unsqueeze(image(g, s0), 1) : null;
-        if (options.Mode == ExportMode.Loop)
+        if (loop is not null)
         {
-            var loop = new LoopBuilder(g, "steps");
             string s = loop.Carry("state", ElementType.Float);
             string next = step(loop.Body, s, loop.Iteration);
             (string, ElementType)[] scans = options.WithStates ? [(image(loop.Body, next), ElementType.Float)] : [];

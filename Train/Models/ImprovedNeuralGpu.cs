@@ -57,8 +57,13 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
         var states = keepStates ? new List<Tensor> { s.permute(0, 2, 1) } : null;
         var saturation = torch.zeros(1, device: s.device).squeeze();
         long padding = _k / 2;
+        // Inference (no autograd graph, no states): each step's intermediates are freed at the end of the step
+        // instead of living until the caller's dispose scope ends, which made eager memory grow as n^2.
+        bool release = !torch.is_grad_enabled() && states is null && !training;
         for (long step = 0; step < n; step++)
         {
+            using var stepScope = release ? torch.NewDisposeScope() : null;
+            var previous = s;
             var gatesPre = F.conv1d(s, gate_weight, gate_bias, padding: padding);
             var reset = HardSigmoid(gatesPre.narrow(1, 0, _m));
             var update = HardSigmoid(gatesPre.narrow(1, _m, _m));
@@ -68,6 +73,11 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
             s = update * Shift(s) + (1 - update) * candidate;
             if (training) saturation = saturation + Saturation(gatesPre) + Saturation(candPre);
             states?.Add(s.permute(0, 2, 1));
+            if (release)
+            {
+                s = s.MoveToOuterDisposeScope();
+                if (step > 0) previous.Dispose(); // the previous step's state; the first one is the caller's embedding
+            }
         }
         var logits = torch.matmul(s.permute(0, 2, 1), out_weight.t()) + out_bias;
         return new ModelOutput(logits, states is null ? null : torch.stack(states, 1), training ? saturation / n : null);

@@ -66,8 +66,13 @@ public sealed class NeuralGpu : AlgorithmicModel
         var states = keepStates ? new List<Tensor> { StateImage(s) } : null;
         long[] padding = [_kh / 2, _kw / 2];
         int sets = ParameterSets;
+        // Inference (no autograd graph, no states): each step's intermediates are freed at the end of the step
+        // instead of living until the caller's dispose scope ends, which made eager memory grow as n^2.
+        bool release = !torch.is_grad_enabled() && states is null && !training;
         for (long step = 0; step < n; step++)
         {
+            using var stepScope = release ? torch.NewDisposeScope() : null;
+            var previous = s;
             int set = (int)(step % sets);
             if (training && _dropout > 0) s = F.dropout(s, _dropout, training: true);
             for (int layer = 0; layer < _layers; layer++)
@@ -79,6 +84,11 @@ public sealed class NeuralGpu : AlgorithmicModel
                 s = update * s + (1 - update) * candidate;
             }
             states?.Add(StateImage(s));
+            if (release)
+            {
+                s = s.MoveToOuterDisposeScope();
+                if (step > 0) previous.Dispose(); // the previous step's image; the first one is the caller's
+            }
         }
         // read the answer off the first column
         var first = s.select(3, 0).permute(0, 2, 1);                // [B, n, m]

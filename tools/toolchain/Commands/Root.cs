@@ -18,6 +18,7 @@ public static class Root
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(ZooCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         return root;
     }
 }

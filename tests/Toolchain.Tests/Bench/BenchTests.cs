@@ -1,0 +1,78 @@
+using System.Text.Json;
+using Toolchain.Cli.Bench;
+using Toolchain.Train;
+
+namespace Toolchain.Tests.Bench;
+
+[Collection("torch")]
+public class BenchTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "toolchain-bench-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public void Smoke_bench_writes_the_schema_with_finite_positive_ratios()
+    {
+        var (code, stdout, stderr) = CliRunner.InProcess("bench", "--smoke", "--out", _dir);
+        code.Should().Be(0, stderr);
+        stdout.Should().Contain("## Targets").And.MatchRegex("(PASS|MISS)  ort_vs_torch|(PASS|MISS)  loop_vs_unrolled");
+        File.Exists(Path.Combine(_dir, "bench.md")).Should().BeTrue();
+        Directory.GetFiles(_dir, "*.tmp").Should().BeEmpty("the files are written atomically");
+
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "bench.json")));
+        var root = doc.RootElement;
+        foreach (var key in new[] { "mode", "machine", "peak", "inference", "loop_vs_unrolled", "ort_settings", "growth", "training", "targets" })
+            root.TryGetProperty(key, out _).Should().BeTrue($"bench.json has '{key}'");
+        root.GetProperty("mode").GetString().Should().Be("smoke");
+        foreach (var key in new[] { "cpu", "logical_cores", "os", "onnx_runtime", "torch_sharp" })
+            root.GetProperty("machine").TryGetProperty(key, out _).Should().BeTrue($"machine has '{key}'");
+        Positive(root.GetProperty("peak").GetProperty("peak_gflops"));
+
+        var inference = root.GetProperty("inference").EnumerateArray().ToList();
+        inference.Should().HaveCount(4);
+        foreach (var row in inference)
+            foreach (var key in new[] { "ratio", "ort_seconds", "torch_seconds", "ort_tokens_per_second", "ort_gflops", "ort_fraction_of_peak", "conv_gflop_per_run" })
+                Positive(row.GetProperty(key));
+        foreach (var row in root.GetProperty("loop_vs_unrolled").EnumerateArray())
+        {
+            Positive(row.GetProperty("ratio"));
+            row.GetProperty("loop_bytes").GetInt64().Should().BePositive();
+            row.GetProperty("unrolled_nodes").GetInt32().Should().BeGreaterThan(row.GetProperty("loop_nodes").GetInt32());
+        }
+        foreach (var row in root.GetProperty("ort_settings").EnumerateArray()) Positive(row.GetProperty("relative_to_default"));
+        var growth = root.GetProperty("growth");
+        growth.GetProperty("points").GetArrayLength().Should().Be(3);
+        double.IsFinite(growth.GetProperty("time_exponent").GetDouble()).Should().BeTrue();
+        foreach (var row in root.GetProperty("training").EnumerateArray())
+        {
+            Positive(row.GetProperty("examples_per_second"));
+            row.GetProperty("working_set_long_bytes").GetInt64().Should().BePositive();
+        }
+        root.GetProperty("targets").EnumerateArray().Select(t => t.GetProperty("name").GetString())
+            .Should().Contain(["loop_vs_unrolled", "fraction_of_peak", "memory_linear"]);
+    }
+
+    private static void Positive(JsonElement e)
+    {
+        e.ValueKind.Should().Be(JsonValueKind.Number, "a ratio is a finite number (NaN/inf are written as strings)");
+        double v = e.GetDouble();
+        double.IsFinite(v).Should().BeTrue();
+        v.Should().BePositive();
+    }
+
+    [Fact]
+    public void Flop_count_follows_the_formula()
+    {
+        var d = RunConfig.Preset("dngpu-paper", "dngpu", "badd") with { Maps = 48 };
+        // (2m*m*k + m*m*k) * n MACs per step, n steps, 2 FLOPs per MAC
+        Toolchain.Cli.Bench.Bench.ConvFlops(d, 41, 2).Should().Be(2.0 * (2 * 48 * 48 * 3 + 48 * 48 * 3) * 41 * 41 * 2);
+        var g = RunConfig.Preset("ngpu-paper", "ngpu", "badd");
+        // l * (2m*m*kh*kw + m*m*kh*kw) * n * w MACs per step
+        Toolchain.Cli.Bench.Bench.ConvFlops(g, 41, 1).Should().Be(2.0 * 2 * (2 * 24 * 24 * 9 + 24 * 24 * 9) * 41 * 4 * 41);
+        BenchMeasure.LogLogExponent([10, 20, 40], [100, 400, 1600]).Should().BeApproximately(2, 1e-9);
+    }
+}
