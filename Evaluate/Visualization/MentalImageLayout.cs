@@ -15,7 +15,7 @@ public sealed record MentalImageLayout
     public const int HeaderHeight = HeaderLines * BitmapFont.LineHeight + 6;
     public const int LabelHeight = BitmapFont.LineHeight;
     public const int GapX = 8, GapY = 8;
-    public const int TokenColumnWidth = 18, TokenColumnGap = 2, TokenColumns = 3;
+    public const int TokenColumnWidth = 20, TokenColumnGap = 2, TokenColumns = 3;
     public const int MinWidth = 480;
     /// <summary>Largest width or height of the picture in pixels.</summary>
     public const int MaxSide = 8000;
@@ -138,7 +138,7 @@ public sealed record MentalImageLayout
     private static int MapWidthFor(int channels, int groups, int cellWidth) => 2 + channels * cellWidth + (groups - 1);
 
     private static int PositionWidth(int length, int rowHeight) =>
-        rowHeight >= SymbolRowHeight ? BitmapFont.Width((length - 1).ToString(System.Globalization.CultureInfo.InvariantCulture)) + 3 : 0;
+        rowHeight >= SymbolRowHeight ? BitmapFont.Width((length - 1).ToString(System.Globalization.CultureInfo.InvariantCulture)) + 5 : 0;
 
     private static int TokenBlockWidthFor(int length, int rowHeight) =>
         PositionWidth(length, rowHeight) + TokenColumns * TokenColumnWidth + (TokenColumns - 1) * TokenColumnGap;

@@ -251,7 +251,7 @@ public static class MentalImageRenderer
                 for (int p = 0; p < n; p += 5)
                 {
                     string label = p.ToString(CultureInfo.InvariantCulture);
-                    BitmapFont.Draw(img, MentalImageLayout.TokenBlockX + l.PositionColumnWidth - 3 - BitmapFont.Width(label), fy + p * l.RowHeight, label, Faint);
+                    BitmapFont.Draw(img, MentalImageLayout.TokenBlockX + l.PositionColumnWidth - 5 - BitmapFont.Width(label), fy + p * l.RowHeight, label, Faint);
                 }
         }
 
