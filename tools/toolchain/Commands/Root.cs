@@ -19,6 +19,7 @@ public static class Root
         root.Subcommands.Add(ZooCommand.Create());
         root.Subcommands.Add(ReportCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(VisualizeCommand.Create());
         return root;
     }
 }
