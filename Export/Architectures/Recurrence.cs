@@ -16,16 +16,17 @@ public static class Recurrence
         options.Mode == ExportMode.Loop ? new LoopBuilder(g, "steps") : null;
 
     /// <param name="loop">From <see cref="Loop"/>.</param>
-    /// <param name="step">Adds one step to a graph: (graph, state, step index as an int64 scalar value) -> next state.</param>
+    /// <param name="step">Adds one step to a graph: (graph, state, step index) -> next state; the index is an
+    /// int64 scalar value, made only when the step asks for it (no unused constants in unrolled graphs).</param>
     /// <param name="image">The state as the [B, n, C] picture the `states` output shows.</param>
     public static (string Final, string? States) Build(GraphBuilder g, LoopBuilder? loop, ExportOptions options, string tokens, string s0,
-        Func<GraphBuilder, string, string, string> step, Func<GraphBuilder, string, string> image)
+        Func<GraphBuilder, string, Func<string>, string> step, Func<GraphBuilder, string, string> image)
     {
         string? image0 = options.WithStates ? g.Unsqueeze(image(g, s0), 1) : null;
         if (loop is not null)
         {
             string s = loop.Carry("state", ElementType.Float);
-            string next = step(loop.Body, s, loop.Iteration);
+            string next = step(loop.Body, s, () => loop.Iteration);
             (string, ElementType)[] scans = options.WithStates ? [(image(loop.Body, next), ElementType.Float)] : [];
             var (final, scan) = loop.Finish(g.Squeeze(g.Dim(tokens, 1), 0), [s0], [next], scans);
             return (final[0], options.WithStates ? g.Concat(1, image0!, g.Transpose(scan[0], 1, 0, 2, 3)) : null);
@@ -34,7 +35,8 @@ public static class Recurrence
         var images = image0 is null ? null : new List<string> { image0 };
         for (long i = 0; i < options.Length!.Value; i++)
         {
-            state = step(g, state, g.Scalar(i));
+            long index = i;
+            state = step(g, state, () => g.Scalar(index));
             images?.Add(g.Unsqueeze(image(g, state), 1));
         }
         return (state, images is null ? null : g.Concat(1, [.. images]));
