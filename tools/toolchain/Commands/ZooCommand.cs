@@ -95,7 +95,13 @@ public static class ZooCommand
         var state = TrainerState.FromJson(ckpt.State);
         using (model)
         {
-            var export = ModelExporter.Export(model, ckpt.FileHash ?? "", new ExportOptions { WithStates = true, ParityMultiples = [1, 4] });
+            ExportResult export;
+            try { export = ModelExporter.Export(model, ckpt.FileHash ?? "", new ExportOptions { WithStates = true, ParityMultiples = [1, 4] }); }
+            catch (ParityException x)
+            {
+                Cli.Line(w, $"== {e.Name}: not published: {x.Message}");
+                return;
+            }
             ModelWriter.Save(export.Model, onnx);
             Cli.Line(w, $"== {e.Name}: exported at step {state.Step} (parity {export.Parity.Max(p => p.MaxAbsDifference):E1})");
         }
