@@ -72,10 +72,7 @@ public static class ModelExporter
         var ckpt = Checkpoint.LoadLatest(runDirOrCheckpoint);
         var task = TaskRegistry.Get(ckpt.Config.Task);
         var model = ModelRegistry.Create(ckpt.Config, task.Vocab.Count);
-        var parameters = ckpt.Tensors.Where(kv => kv.Key.StartsWith("model/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[6..], kv => kv.Value);
-        if (parameters.TryGetValue("gate_weight", out var gw) && model is NeuralGpu && gw.shape[0] < model.ParameterSets)
-            model.AverageParameterSets();
-        Trainer.LoadParameters(model, parameters, runDirOrCheckpoint);
+        Trainer.LoadCheckpoint(model, ckpt, runDirOrCheckpoint);
         model.eval();
         return (model, ckpt);
     }

@@ -28,6 +28,10 @@ public sealed class Checkpoint
     /// <summary>Model parameters then optimizer state, "model/NAME" and "optim/NAME".</summary>
     public required IReadOnlyDictionary<string, Tensor> Tensors { get; init; }
 
+    /// <summary>The tensors whose names start with <paramref name="prefix"/> ("model/", "optim/"), prefix removed.</summary>
+    public Dictionary<string, Tensor> Section(string prefix) =>
+        Tensors.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
+
     /// <summary>SHA-256 of the file it was loaded from (the `toolchain.source` of exports).</summary>
     public string? FileHash { get; private set; }
 

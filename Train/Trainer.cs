@@ -104,12 +104,19 @@ public sealed class Trainer : IDisposable
     private void Restore(Checkpoint ckpt)
     {
         _state = TrainerState.FromJson(ckpt.State);
-        var parameters = ckpt.Tensors.Where(kv => kv.Key.StartsWith("model/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[6..], kv => kv.Value);
-        if (parameters.TryGetValue("gate_weight", out var gw) && _model is NeuralGpu && gw.shape[0] == 1 && _model.ParameterSets > 1)
-            _model.AverageParameterSets();
-        LoadParameters(_model, parameters, ckpt.FileHash ?? "checkpoint");
-        _optimizer.LoadState(ckpt.Tensors.Where(kv => kv.Key.StartsWith("optim/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key[6..], kv => kv.Value), _device);
+        LoadCheckpoint(_model, ckpt, ckpt.FileHash ?? "checkpoint");
+        _optimizer.LoadState(ckpt.Section("optim/"), _device);
         _optimizer.StepCount = _state.OptimizerSteps;
+    }
+
+    /// <summary>Loads a checkpoint's model parameters, first averaging the model's relaxation sets when the
+    /// checkpoint was saved after they had been averaged into one.</summary>
+    public static void LoadCheckpoint(AlgorithmicModel model, Checkpoint ckpt, string source)
+    {
+        var parameters = ckpt.Section("model/");
+        if (model.ParameterSets > 1 && parameters.TryGetValue("gate_weight", out var gw) && gw.shape[0] < model.ParameterSets)
+            model.AverageParameterSets();
+        LoadParameters(model, parameters, source);
     }
 
     /// <summary>Copies named tensors into a model's parameters; every parameter must be present with its shape.</summary>
