@@ -52,6 +52,12 @@ public sealed record RunConfig
     public double Epsilon { get; init; } = 1e-8;
     /// <summary>Clip the global gradient norm to this value; 0 disables clipping.</summary>
     public double GradClip { get; init; }
+    /// <summary>Plateau decay (DNGPU): every lr_decay_every steps the mean loss of that window is kept; when the last two
+    /// windows are both worse than the one before them, the learning rate is multiplied by lr_decay (0 = off),
+    /// never below learning_rate * lr_min_factor. May change when a run is resumed.</summary>
+    public double LrDecay { get; init; }
+    public int LrDecayEvery { get; init; } = 200;
+    public double LrMinFactor { get; init; } = 1.0 / 60;
     /// <summary>Multiply the learning rate by this when the loss turned NaN/inf and the last checkpoint was restored.</summary>
     public double NanLearningRateFactor { get; init; } = 0.5;
 
@@ -120,6 +126,7 @@ public sealed record RunConfig
             {
                 Maps = task == "bmul" ? 96 : 48, LearningRate = 0.01 * 48 / (task == "bmul" ? 96 : 48), Beta2Schedule = true,
                 AllBins = true, Dropout = task == "badd" ? 0.5 : 0.1, SaturationWeight = 1e-3, GradNoise = 1e-3, BatchSize = 32,
+                LrDecay = 0.7, LrDecayEvery = 200, LrMinFactor = 1.0 / 60,
             },
             "baseline" => c with { Maps = 64, Layers = 2, Optimizer = "adam", LearningRate = 1e-3, GradClip = 1.0, AllBins = true, BatchSize = 32 },
             "tiny" => c with { Maps = 8, Width = 2, Layers = 1, Heads = 2, TrainLength = 6, BatchSize = 8, Steps = 20, LogEvery = 5, CheckpointEvery = 10, AllBins = true },
@@ -188,6 +195,9 @@ public sealed record RunConfig
         Require(Device is "cpu" or "cuda", $"device must be cpu or cuda, not '{Device}'");
         Require(Positions is "sinusoidal" or "learned", $"positions must be sinusoidal or learned, not '{Positions}'");
         Require(Arch != "transformer" || Maps % Heads == 0, "maps must be divisible by heads");
+        Require(LrDecay is >= 0 and < 1, "lr_decay must be in [0, 1) (0 = off)");
+        Require(LrDecayEvery >= 1, "lr_decay_every must be at least 1");
+        Require(LrMinFactor is > 0 and <= 1, "lr_min_factor must be in (0, 1]");
         Require(KeepCheckpoints >= 1 && CheckpointEvery >= 1 && LogEvery >= 1, "keep_checkpoints, checkpoint_every and log_every must be at least 1");
         return this;
     }

@@ -91,9 +91,10 @@ public sealed class Trainer : IDisposable
                 _log.WriteLine($"resume: refusing {e.Message}; trying the previous checkpoint");
                 continue;
             }
-            var saved = ckpt.Config with { Steps = _config.Steps, LogEvery = _config.LogEvery, CheckpointEvery = _config.CheckpointEvery, KeepCheckpoints = _config.KeepCheckpoints, Threads = _config.Threads, Device = _config.Device };
+            var saved = ckpt.Config with { Steps = _config.Steps, LogEvery = _config.LogEvery, CheckpointEvery = _config.CheckpointEvery, KeepCheckpoints = _config.KeepCheckpoints, Threads = _config.Threads, Device = _config.Device,
+                LrDecay = _config.LrDecay, LrDecayEvery = _config.LrDecayEvery, LrMinFactor = _config.LrMinFactor };
             if (saved != _config)
-                throw new ArgumentException($"{file}: the checkpoint was trained with a different configuration; resume with the same settings (only steps, logging, checkpointing, threads and device may change). Saved: {ckpt.Config.ToJson()}");
+                throw new ArgumentException($"{file}: the checkpoint was trained with a different configuration; resume with the same settings (only steps, logging, checkpointing, threads, device and the learning-rate decay may change). Saved: {ckpt.Config.ToJson()}");
             Restore(ckpt);
             _log.WriteLine($"resumed from {Path.GetFileName(file)} at step {_state.Step}");
             return true;
@@ -179,6 +180,7 @@ public sealed class Trainer : IDisposable
             examplesSinceLog += examples;
             lossSum += loss; symSum += sym; seqSum += seq; logCount++;
             AdvanceSchedules(size, seq, loss);
+            AdvanceLearningRateDecay(step, loss);
 
             bool last = _state.Step == _config.Steps;
             if (_state.Step % _config.LogEvery == 0 || last)
@@ -329,6 +331,29 @@ public sealed class Trainer : IDisposable
         }
     }
 
+    /// <summary>Plateau rule of the DNGPU reference: no progress when the oldest of the last three window losses is
+    /// lower than both later ones.</summary>
+    public static bool NoProgress(IReadOnlyList<double> windows) =>
+        windows.Count >= 3 && Math.Min(windows[^1], windows[^2]) > windows[^3];
+
+    private void AdvanceLearningRateDecay(long step, double loss)
+    {
+        if (_config.LrDecay <= 0) return;
+        _state.DecayLossSum += loss;
+        _state.DecayCount++;
+        if (_state.DecayCount < _config.LrDecayEvery) return;
+        _state.DecayWindows.Add(_state.DecayLossSum / _state.DecayCount);
+        if (_state.DecayWindows.Count > 3) _state.DecayWindows.RemoveAt(0);
+        _state.DecayLossSum = 0;
+        _state.DecayCount = 0;
+        if (!NoProgress(_state.DecayWindows)) return;
+        double before = _state.LearningRateScale, decayed = before * _config.LrDecay;
+        _state.LearningRateScale = decayed >= _config.LrMinFactor ? decayed : Math.Min(before, _config.LrMinFactor);
+        if (_state.LearningRateScale != before)
+            _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"step {step + 1}: no loss progress over {2 * _config.LrDecayEvery} steps; learning rate {_config.LearningRate * before:G3} -> {CurrentLearningRate(step):G3}"));
+    }
+
     private string RecoverFromNaN(long step)
     {
         _state.NanRecoveries++;
@@ -364,6 +389,10 @@ public sealed class TrainerState
     public double LossSum { get; set; }
     public int SaturationCount { get; set; }
     public int NanRecoveries { get; set; }
+    /// <summary>Plateau decay: the running window and the mean losses of the last three windows.</summary>
+    public double DecayLossSum { get; set; }
+    public int DecayCount { get; set; }
+    public List<double> DecayWindows { get; set; } = [];
     /// <summary>Training wall time summed over every process that worked on this run.</summary>
     public double WallSeconds { get; set; }
 

@@ -87,7 +87,7 @@ public class TrainTests : IDisposable
     [Fact]
     public void A_resumed_run_repeats_the_uninterrupted_losses()
     {
-        var config = Tiny("dngpu", "badd") with { Steps = 12, CheckpointEvery = 4, LogEvery = 4, Dropout = 0.2, GradNoise = 1e-3, SaturationWeight = 1e-3, SaturationRebalance = 3, Beta2Schedule = true };
+        var config = Tiny("dngpu", "badd") with { Steps = 12, CheckpointEvery = 4, LogEvery = 4, Dropout = 0.2, GradNoise = 1e-3, SaturationWeight = 1e-3, SaturationRebalance = 3, Beta2Schedule = true, LrDecay = 0.5, LrDecayEvery = 1 };
         List<(long, double)> straight;
         using (var t = new Trainer(config, Path.Combine(_dir, "a"))) straight = t.Run().Losses;
 
@@ -105,6 +105,30 @@ public class TrainTests : IDisposable
         resumed.Select(x => x.Item1).Should().Equal(expected.Select(x => x.Item1));
         for (int i = 0; i < expected.Count; i++)
             resumed[i].Item2.Should().BeApproximately(expected[i].Item2, 1e-5);
+    }
+
+    [Theory]
+    [InlineData(new[] { 1.0, 0.9, 0.8 }, false)]  // improving
+    [InlineData(new[] { 0.5, 0.6, 0.7 }, true)]   // both later windows worse than the oldest
+    [InlineData(new[] { 0.5, 0.6, 0.4 }, false)]  // the newest window improved
+    [InlineData(new[] { 0.5, 0.6 }, false)]       // not enough windows yet
+    public void Plateau_decay_fires_only_when_two_windows_failed_to_beat_the_one_before(double[] windows, bool expected) =>
+        Trainer.NoProgress(windows).Should().Be(expected);
+
+    [Fact]
+    public void Plateau_decay_lowers_the_learning_rate_and_a_resume_may_change_the_decay_but_not_the_model()
+    {
+        // learning rate 0: the loss cannot improve, so every window after the third triggers the decay
+        var config = Tiny("dngpu", "copy") with { Steps = 30, LogEvery = 1, CheckpointEvery = 10, LearningRate = 1e-12, LrDecay = 0.5, LrDecayEvery = 1, LrMinFactor = 0.2 };
+        var log = new StringWriter();
+        using (var t = new Trainer(config, _dir, log)) t.Run();
+        var lines = File.ReadAllLines(Path.Combine(_dir, "metrics.jsonl"));
+        var rates = lines.Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!["learning_rate"]!.GetValue<double>()).ToList();
+        rates.Last().Should().BeLessThan(rates.First(), log.ToString());
+        rates.Min().Should().BeGreaterThanOrEqualTo(1e-12 * 0.2 * 0.999, "never below learning_rate * lr_min_factor");
+        using (var t = new Trainer(config with { Steps = 40, LrDecay = 0.9 }, _dir)) t.TryResume().Should().BeTrue();
+        using (var t = new Trainer(config with { Steps = 40, Maps = 12 }, _dir))
+            t.Invoking(x => x.TryResume()).Should().Throw<ArgumentException>().WithMessage("*different configuration*");
     }
 
     [Fact]
