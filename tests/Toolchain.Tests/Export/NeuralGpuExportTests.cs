@@ -101,9 +101,28 @@ public class NeuralGpuExportTests : IDisposable
     public void A_model_whose_graph_disagrees_with_TorchSharp_is_refused()
     {
         using var model = Tiny("dngpu");
-        var act = () => ModelExporter.Export(model, "test", new ExportOptions { Tolerance = 1e-12 });
+        var act = () => ModelExporter.Export(model, "test", new ExportOptions { Tolerance = 1e-12, Float64Reference = false });
         // float32 graphs never agree to 1e-12 at every logit: the refusal path and its message
         act.Should().Throw<ParityException>().WithMessage("parity check failed at size 6 (length 13)*exceeds*not written*");
+    }
+
+    [Fact]
+    public void Rounding_noise_over_the_tolerance_passes_by_the_float64_rule_but_a_wrong_graph_does_not()
+    {
+        using var model = Tiny("dngpu");
+        var options = new ExportOptions { Tolerance = 1e-12 };
+        var result = ModelExporter.Export(model, "test", options);
+        // points over 1e-12 have a float64 measurement, and there ONNX Runtime is within float32 noise
+        var over = result.Parity.Where(p => p.MaxAbsDifference > 1e-12).ToList();
+        over.Should().NotBeEmpty("float32 graphs do not agree to 1e-12 at every logit");
+        over.Should().OnlyContain(p => !double.IsNaN(p.OnnxFloat32Error) && p.WithinFloat32Noise(1e-12));
+        over.Should().OnlyContain(p => p.TorchFloat32Error < 1e-5 && p.OnnxFloat32Error < 1e-5);
+
+        // the same graph against a model whose output bias moved by 1e-3: far beyond rounding, refused
+        using (torch.no_grad())
+            model.named_parameters().Single(p => p.name == "out_bias").parameter.add_(1e-3);
+        var act = () => ModelExporter.CheckParity(model, result.Model, options, TaskRegistry.Get(model.Config.Task));
+        act.Should().Throw<ParityException>().WithMessage("*against a float64 run ONNX Runtime is off by 0.001*not written*");
     }
 
     [Fact]

@@ -96,7 +96,7 @@ public static class ZooCommand
         using (model)
         {
             ExportResult export;
-            try { export = ModelExporter.Export(model, ckpt.FileHash ?? "", new ExportOptions { WithStates = true, ParityMultiples = [1, 4] }); }
+            try { export = ModelExporter.Export(model, ckpt.FileHash ?? "", new ExportOptions { WithStates = true }); }
             catch (ParityException x)
             {
                 Cli.Line(w, $"== {e.Name}: not published: {x.Message}");
