@@ -5,8 +5,8 @@ using static Toolchain.Export.ModelExporter;
 namespace Toolchain.Export.Architectures;
 
 /// <summary>
-/// `dngpu` as ONNX: Gather embedding -> [B, m, n] state; per step Conv (gates), HardSigmoid(0.5, 0.5),
-/// Conv + Clip(-1, 1) (candidate), the diagonal shift as Slice + Pad + Concat, and the gated mix; then a
+/// `dngpu` as ONNX: Gather embedding -> [B, m, n] state; per step Conv + HardSigmoid(0.5, 0.5) + Split (gates),
+/// Conv + Clip(-1, 1) (candidate), the diagonal shift as Pad + Slice + Concat, and the gated mix; then a
 /// per-position MatMul readout. Mirrors <see cref="ImprovedNeuralGpu"/> line by line.
 /// </summary>
 public sealed class ImprovedNeuralGpuExporter : IArchitectureExporter
@@ -37,24 +37,29 @@ public sealed class ImprovedNeuralGpuExporter : IArchitectureExporter
 
     private sealed record Weights(string Gate, string GateBias, string Cand, string CandBias);
 
+    // Written for ONNX Runtime's CPU kernels, where each elementwise op is a pass over the state: HardSigmoid on
+    // both gates at once right after the Conv (fused into it as the Conv's activation), one Split instead of two
+    // Slices, Clip fused into the candidate's Conv, and the mix u*shift + (1-u)*c as c + u*(shift - c)
+    // (three ops instead of four; equal in exact arithmetic, float32 rounding within the parity check).
     private static string Step(GraphBuilder b, Weights w, string s, int m, long pad)
     {
-        string gates = b.Conv(s, w.Gate, w.GateBias, pad);
-        string reset = b.HardSigmoid(b.Slice(gates, 1, 0, m), 0.5f, 0.5f);
-        string update = b.HardSigmoid(b.Slice(gates, 1, m, 2 * m), 0.5f, 0.5f);
+        var gates = b.Split(b.HardSigmoid(b.Conv(s, w.Gate, w.GateBias, pad), 0.5f, 0.5f), 1, m, m);
+        string reset = gates[0], update = gates[1];
         string candidate = b.Clip(b.Conv(b.Mul(reset, s), w.Cand, w.CandBias, pad), -1f, 1f);
         string shifted = Shift(b, s, m);
-        return b.Add(b.Mul(update, shifted), b.Mul(b.Sub(b.Scalar(1f), update), candidate));
+        return b.Add(candidate, b.Mul(update, b.Sub(shifted, candidate)));
     }
 
-    /// <summary>Maps [0, a) take position i+1, maps [a, 2a) position i-1, the rest stay (zeros past the ends).</summary>
+    /// <summary>Maps [0, a) take position i+1, maps [a, 2a) position i-1, the rest stay (zeros past the ends):
+    /// one Pad of a zero on each end, then each group's window of the padded state.</summary>
     private static string Shift(GraphBuilder b, string s, int m)
     {
         var (left, right, none) = ImprovedNeuralGpu.ShiftGroups(m);
+        string padded = b.Pad(s, 0, 0, 1, 0, 0, 1); // [B, m, n + 2]: position i of s is i + 1 here
         var parts = new List<string>();
-        if (left > 0) parts.Add(b.Pad(b.Slice(b.Slice(s, 1, 0, left), 2, 1, long.MaxValue), 0, 0, 0, 0, 0, 1));
-        if (right > 0) parts.Add(b.Pad(b.Slice(b.Slice(s, 1, left, left + right), 2, 0, -1), 0, 0, 1, 0, 0, 0));
-        if (none > 0) parts.Add(b.Slice(s, 1, left + right, m));
+        if (left > 0) parts.Add(b.Slice(padded, (1, 0, left), (2, 2, long.MaxValue)));
+        if (right > 0) parts.Add(b.Slice(padded, (1, left, left + right), (2, 0, -2)));
+        if (none > 0) parts.Add(b.Slice(padded, (1, left + right, m), (2, 1, -1)));
         return parts.Count == 1 ? parts[0] : b.Concat(1, [.. parts]);
     }
 }

@@ -64,11 +64,12 @@ public sealed class NeuralGpuExporter : IArchitectureExporter
             foreach (var lw in Layers)
             {
                 string W(string name) => set is null ? name : b.Gather(name, set, 0);
-                string gates = b.Conv(s, W(lw.Gate), W(lw.GateBias), Ph, Pw);
-                string update = CutoffSigmoid(b, b.Slice(gates, 1, 0, M));
-                string reset = CutoffSigmoid(b, b.Slice(gates, 1, M, 2 * M));
+                // the cutoff sigmoid on both gates at once, then one Split (ONNX Runtime: fewer passes over the image)
+                var gates = b.Split(CutoffSigmoid(b, b.Conv(s, W(lw.Gate), W(lw.GateBias), Ph, Pw)), 1, M, M);
+                string update = gates[0], reset = gates[1];
                 string candidate = b.Tanh(b.Conv(b.Mul(reset, s), W(lw.Cand), W(lw.CandBias), Ph, Pw));
-                s = b.Add(b.Mul(update, s), b.Mul(b.Sub(b.Scalar(1f), update), candidate));
+                // u*s + (1-u)*c as c + u*(s - c): three ops instead of four, equal up to float32 rounding
+                s = b.Add(candidate, b.Mul(update, b.Sub(s, candidate)));
             }
             return s;
         }

@@ -27,6 +27,10 @@ public static class Ops
     public static string Slice(this GraphBuilder g, string x, long axis, long start, long end) =>
         g.Node("Slice", [x, g.Ints(start), g.Ints(end), g.Ints(axis)]);
 
+    /// <summary>One Slice over two axes: [start0, end0) along axis0 and [start1, end1) along axis1.</summary>
+    public static string Slice(this GraphBuilder g, string x, (long Axis, long Start, long End) a, (long Axis, long Start, long End) b) =>
+        g.Node("Slice", [x, g.Ints(a.Start, b.Start), g.Ints(a.End, b.End), g.Ints(a.Axis, b.Axis)]);
+
     public static string Transpose(this GraphBuilder g, string x, params long[] perm) => g.Node("Transpose", [x], attrs: Attr.Ints("perm", perm));
     public static string Concat(this GraphBuilder g, long axis, params string[] xs) => g.Node("Concat", xs, attrs: Attr.Int("axis", axis));
     public static string Unsqueeze(this GraphBuilder g, string x, params long[] axes) => g.Node("Unsqueeze", [x, g.Ints(axes)]);
@@ -40,6 +44,10 @@ public static class Ops
     /// <summary>Gather with a constant scalar index: removes the axis.</summary>
     public static string Pick(this GraphBuilder g, string x, long index, long axis) => g.Node("Gather", [x, g.Scalar(index)], attrs: Attr.Int("axis", axis));
     public static string Gather(this GraphBuilder g, string x, string indices, long axis) => g.Node("Gather", [x, indices], attrs: Attr.Int("axis", axis));
+
+    /// <summary>Split along an axis into parts of the given sizes (one op, one pass, instead of a Slice per part).</summary>
+    public static string[] Split(this GraphBuilder g, string x, long axis, params long[] sizes) =>
+        g.NodeMulti("Split", [x, g.Ints(sizes)], sizes.Select(_ => g.Fresh("split")).ToArray(), Attr.Int("axis", axis));
 
     /// <summary>Zero padding: pads = [begin per axis..., end per axis...].</summary>
     public static string Pad(this GraphBuilder g, string x, params long[] pads) => g.Node("Pad", [x, g.Ints(pads)]);
