@@ -233,8 +233,8 @@ public static class Evaluator
             int index = unit.From + i;
             if (firstWrong.Count < o.FirstWrongCap) firstWrong.Add([index, c.FirstWrongPosition]);
             if (failures.Count < o.FailureCap)
-                failures.Add(new FailureExample(unit.Level, unit.Family, index, e.Size, c.FirstWrongPosition, c.WrongSymbols,
-                    task.Render(e.Input), task.Render(e.Target), task.Render(preds[i])));
+                failures.Add(FailureExample.Create(task, unit.Level, unit.Family, index, e.Size, c.FirstWrongPosition, c.WrongSymbols,
+                    e.Input, e.Target, preds[i]));
         }
         return new UnitRecord
         {
