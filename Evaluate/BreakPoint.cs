@@ -22,12 +22,14 @@ public sealed record BreakPointOptions
 /// </summary>
 public static class BreakPointSearch
 {
-    public static BreakPointResult Run(ModelInfo model, OnnxRunner runner, BreakPointOptions o, long availableBytes, Action<string>? log = null, CancellationToken cancel = default)
+    public static BreakPointResult Run(ModelInfo model, OnnxRunner runner, BreakPointOptions o, long availableBytes, Action<string>? log = null, CancellationToken cancel = default,
+        MemoryModel? memory = null)
     {
         var task = model.Task;
         var families = task.Families.ToList();
+        memory ??= new MemoryModel(MemoryGuard.StaticBytesPerToken(task.Vocab.Count, model.ActivationBytesPerToken));
         int maxLength = task.LengthForSize(task.MinSize);
-        while (maxLength < AlgorithmicTask.MaxLength / 2 && MemoryGuard.Fits(MemoryGuard.BytesPerExample(maxLength * 2, task.Vocab.Count, model.ActivationBytesPerToken), availableBytes))
+        while (maxLength < AlgorithmicTask.MaxLength / 2 && memory.Fits(maxLength * 2, availableBytes))
             maxLength *= 2;
         int cap = Math.Max(task.MinSize, Math.Min(o.MaxSize ?? (int)Math.Min(int.MaxValue / 4, 10_000L * model.TrainLength), task.SizeForLength(maxLength)));
         var probes = new List<BreakPointProbe>();
@@ -52,7 +54,17 @@ public static class BreakPointSearch
             foreach (var f in families.Skip(1))
                 examples.Add(task.Generate(size, f, Rng.For(o.Seed, task.Name, "break-point", size, f, 0)));
             var sw = Stopwatch.StartNew();
-            var preds = runner.Predict(examples.Select(e => e.Input).ToList(), cancel);
+            int[][] preds;
+            try
+            {
+                preds = runner.Predict(examples.Select(e => e.Input).ToList(), cancel);
+            }
+            catch (ModelOutOfMemoryException x)
+            {
+                stopped = x.Reason;
+                log?.Invoke($"break point: size {size:N0} not probed: {x.Reason}");
+                return null;
+            }
             double secs = sw.Elapsed.TotalSeconds;
             secondsPerUnit = Math.Max(secs, 1e-7) / examples.Count / Math.Pow(length, p);
             int firstWrong = -1;

@@ -92,9 +92,13 @@ public static class Evaluator
             if (File.Exists(planPath) || File.Exists(unitsPath))
                 throw new EvaluationException($"'{o.OutDir}' already holds a run ({PlanFile}); pass --resume to continue it, or choose an empty --out");
             CostModel? cost = null;
+            var memory = new MemoryModel(MemoryGuard.StaticBytesPerToken(task.Vocab.Count, model.ActivationBytesPerToken));
             if (budgetSeconds is not null)
             {
                 int probeSize = Math.Max(task.MinSize, Math.Min(model.TrainLength, resolved.Count > 0 ? resolved.Min(l => l.Size) : model.TrainLength));
+                int longest = resolved.Select(l => task.LengthForSize(l.Size)).Concat(cases.Select(c => c.Example.Length)).DefaultIfEmpty(0).Max();
+                // memory first: the session's memory pool keeps what the timing runs take, which would hide growth
+                memory = MemoryModel.Probe(runner, task, probeSize, longest / 4, memory.StaticBytesPerToken, available, o.Suite.Seed, log, model.CostExponent ?? 2);
                 cost = CostModel.Probe(runner, task, probeSize, model.CostExponent, o.Suite.Seed);
                 log($"budget: probe at size {probeSize} gives {cost.Seconds(task.LengthForSize(probeSize), 1) * 1000:0.###} ms/example, cost ~ length^{cost.Exponent:0.##}{(cost.ExponentFitted ? " (fitted)" : "")}");
             }
@@ -102,7 +106,7 @@ public static class Evaluator
             var (levels, casePlans, trims) = BudgetPlanner.Plan(task, resolved,
                 cases.Select(c => (c.Case.Name, c.Example.Size, c.Example.Length)).ToList(),
                 cost is null ? null : cost.Seconds, levelBudget,
-                length => MemoryGuard.BytesPerExample(length, task.Vocab.Count, model.ActivationBytesPerToken), available);
+                memory.BytesPerExample, available, memory.Basis, memory.Slack);
             plan = new RunPlan
             {
                 ModelSha256 = model.Sha256,
@@ -118,6 +122,7 @@ public static class Evaluator
                 Cases = casePlans,
                 Trims = trims,
                 BreakPoint = o.BreakPoint,
+                Memory = memory,
             };
             AtomicFile.Write(planPath, Json.Serialize(plan));
             foreach (var t in trims) log("budget: " + t);
@@ -126,6 +131,8 @@ public static class Evaluator
         var units = WorkPlanner.ForShard(WorkPlanner.Units(plan), o.Shard);
         var caseExamples = cases.ToDictionary(c => c.Case.Name, c => c.Example);
         var notes = new List<string>();
+        var memoryModel = plan.Memory ?? new MemoryModel(MemoryGuard.StaticBytesPerToken(task.Vocab.Count, model.ActivationBytesPerToken));
+        ModelOutOfMemoryException? outOfMemory = null;
         var rate = new RateTracker(plan.UnitExponent);
         int levelNo = 0;
         var groups = units.GroupBy(u => u.Level).ToList();
@@ -144,11 +151,12 @@ public static class Evaluator
                 continue;
             }
             int maxLen = pending.Max(u => u.Length);
-            long need = MemoryGuard.BytesPerExample(maxLen, task.Vocab.Count, model.ActivationBytesPerToken);
+            long need = memoryModel.BytesPerExample(maxLen);
             long nowAvailable = o.MemoryLimitBytes ?? MemoryGuard.AvailableBytes();
-            if (!MemoryGuard.Fits(need, nowAvailable))
+            bool pastOutOfMemory = outOfMemory is { } ran && maxLen >= ran.Length; // recorded as not graded below
+            if (!pastOutOfMemory && !memoryModel.Fits(maxLen, nowAvailable))
             {
-                string note = $"{what}: not run, one example at length {maxLen:N0} needs about {MemoryGuard.Gib(need)} and only {MemoryGuard.Gib(nowAvailable)} is available now";
+                string note = $"{what}: not run, one example at length {maxLen:N0} needs about {MemoryGuard.Gib(need)}{(memoryModel.Basis is { } how ? $" ({how})" : "")} and only {MemoryGuard.Gib(nowAvailable)} is available now";
                 notes.Add(note);
                 log("memory: " + note);
                 continue;
@@ -159,7 +167,24 @@ public static class Evaluator
             foreach (var unit in pending)
             {
                 o.Cancel.ThrowIfCancellationRequested();
-                var rec = RunUnit(model, runner, o, plan, unit, caseExamples);
+                UnitRecord rec;
+                if (outOfMemory is { } oom && unit.Length >= oom.Length)
+                    rec = NotGraded(unit, unit.Length == oom.Length
+                        ? $"skipped: {oom.Reason}"
+                        : $"skipped: longer than length {oom.Length:N0}, which ran out of memory (batch {oom.Batch})");
+                else
+                {
+                    try
+                    {
+                        rec = RunUnit(model, runner, o, plan, unit, caseExamples);
+                    }
+                    catch (ModelOutOfMemoryException x)
+                    {
+                        outOfMemory = x;
+                        log($"memory: {what}: {x.Message}; this level and every longer one are not graded");
+                        rec = NotGraded(unit, $"skipped: {x.Reason}");
+                    }
+                }
                 UnitLog.Append(unitsPath, rec);
                 done[rec.Key] = rec;
                 examples += rec.Samples;
@@ -170,6 +195,11 @@ public static class Evaluator
                 o.Cancel.ThrowIfCancellationRequested();
             }
             double secs = sw.Elapsed.TotalSeconds;
+            if (examples == 0 && pending.All(u => done[u.Key].Skipped is not null))
+            {
+                log($"[{levelNo}/{groups.Count}] {what,-12} size {first.Size:N0}, length {maxLen:N0}: not graded ({done[first.Key].Skipped})");
+                continue;
+            }
             var remaining = groups.Skip(levelNo).SelectMany(g => g).Where(u => !done.ContainsKey(u.Key)).ToList();
             log($"[{levelNo}/{groups.Count}] {what,-12} size {first.Size:N0}, length {maxLen:N0}: {examples} examples, {exact} exact, " +
                 $"{examples / Math.Max(secs, 1e-9):N0} ex/s, {tokens / Math.Max(secs, 1e-9):N0} tok/s; ETA {BudgetPlanner.Duration(rate.Estimate(remaining))}");
@@ -185,7 +215,7 @@ public static class Evaluator
             {
                 var bo = o.BreakPointOptions with { Seed = o.Suite.Seed };
                 if (budgetSeconds is { } bs) bo = bo with { Seconds = Math.Min(bo.Seconds, Math.Max(1, bs - clock.Elapsed.TotalSeconds)) };
-                bp = BreakPointSearch.Run(model, runner, bo, available, log, o.Cancel);
+                bp = BreakPointSearch.Run(model, runner, bo, available, log, o.Cancel, memoryModel);
                 AtomicFile.Write(bpPath, Json.Serialize(bp));
             }
             log(bp.Verdict);
@@ -204,6 +234,14 @@ public static class Evaluator
 
     public static RunSection RunInfo(OnnxRunner runner, string? shard, List<string>? mergedFrom) =>
         new(runner.Provider, runner.Device, runner.Options.Threads, RunnerOptions.OptimizationName(runner.Options.Optimization), runner.Options.BatchTokens, shard, mergedFrom);
+
+    /// <summary>The record of a unit that could not be graded (e.g. out of memory): no samples, and why.</summary>
+    private static UnitRecord NotGraded(WorkUnit unit, string reason) => new()
+    {
+        Key = unit.Key, Level = unit.Level, Family = unit.Family, From = unit.From, To = unit.To,
+        Size = unit.Size, Length = unit.Length, Samples = 0, Exact = 0, Symbols = 0, SymbolsCorrect = 0,
+        FirstWrong = [], Failures = [], Seconds = 0, Skipped = reason,
+    };
 
     private static UnitRecord RunUnit(ModelInfo model, OnnxRunner runner, EvalOptions o, RunPlan plan, WorkUnit unit, Dictionary<string, Example> cases)
     {
@@ -233,8 +271,8 @@ public static class Evaluator
             int index = unit.From + i;
             if (firstWrong.Count < o.FirstWrongCap) firstWrong.Add([index, c.FirstWrongPosition]);
             if (failures.Count < o.FailureCap)
-                failures.Add(new FailureExample(unit.Level, unit.Family, index, e.Size, c.FirstWrongPosition, c.WrongSymbols,
-                    task.Render(e.Input), task.Render(e.Target), task.Render(preds[i])));
+                failures.Add(FailureExample.Create(task, unit.Level, unit.Family, index, e.Size, c.FirstWrongPosition, c.WrongSymbols,
+                    e.Input, e.Target, preds[i]));
         }
         return new UnitRecord
         {

@@ -172,7 +172,32 @@ public sealed class OnnxRunner : IDisposable
     /// <see cref="RunnerOptions.MaxBatch"/> (and at least one).</summary>
     public int BatchSize(int length) => (int)Math.Clamp(Options.BatchTokens / Math.Max(1, length), 1, Math.Max(1, Options.MaxBatch));
 
-    /// <summary>Predicted tokens (argmax over the vocabulary) for equal-length inputs.</summary>
+    /// <summary>Test hook, called with (batch, length) just before each session run; it may throw what ONNX
+    /// Runtime throws (e.g. an allocation failure above some batch x length) to exercise the recovery.</summary>
+    internal Action<int, int>? BeforeRun { get; set; }
+
+    /// <summary>Test hook: the peak memory, in bytes, of running one example of a length; replaces the
+    /// measurement of <see cref="PeakMeter"/>.</summary>
+    internal Func<int, long>? PeakBytesOverride { get; set; }
+
+    /// <summary>Substrings of ONNX Runtime error messages that mean an allocation failed (the CPU arena's
+    /// "Failed to allocate memory", std::bad_alloc, CUDA and cuBLAS/cuDNN out-of-memory errors).</summary>
+    public static readonly IReadOnlyList<string> AllocationFailureMarkers =
+        ["Failed to allocate", "bad_alloc", "out of memory", "ALLOC_FAILED", "cudaErrorMemoryAllocation"];
+
+    public static bool IsAllocationFailure(string message) =>
+        AllocationFailureMarkers.Any(m => message.Contains(m, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>Shortest length at which one example could not be allocated; longer lengths fail at once.</summary>
+    public int? OutOfMemoryLength { get; private set; }
+
+    /// <summary>Sub-batch caps learnt from allocation failures, per length.</summary>
+    private readonly Dictionary<int, int> _batchCap = [];
+
+    /// <summary>Predicted tokens (argmax over the vocabulary) for equal-length inputs. When ONNX Runtime
+    /// cannot allocate the memory for a sub-batch, the sub-batch is halved and retried (and later calls at
+    /// that length start from the smaller batch); when even one example cannot be allocated, throws
+    /// <see cref="ModelOutOfMemoryException"/>. Other runtime failures are an <see cref="EvaluationException"/>.</summary>
     public int[][] Predict(IReadOnlyList<int[]> inputs, CancellationToken cancel = default)
     {
         var result = new int[inputs.Count][];
@@ -180,12 +205,30 @@ public sealed class OnnxRunner : IDisposable
         int length = inputs[0].Length;
         foreach (var x in inputs)
             if (x.Length != length) throw new ArgumentException("a batch must hold examples of one length");
+        if (OutOfMemoryLength is { } oom && length >= oom)
+            throw new ModelOutOfMemoryException($"model '{_path}' cannot run one example of length {length:N0}: it already ran out of memory at length {oom:N0} (batch 1)", length, 1);
         int batch = BatchSize(length);
-        for (int start = 0; start < inputs.Count; start += batch)
+        if (_batchCap.TryGetValue(length, out int cap)) batch = Math.Min(batch, cap);
+        for (int start = 0; start < inputs.Count;)
         {
             cancel.ThrowIfCancellationRequested();
             int b = Math.Min(batch, inputs.Count - start);
-            RunBatch(inputs, start, b, length, result);
+            try
+            {
+                RunBatch(inputs, start, b, length, result);
+                start += b;
+            }
+            catch (Exception e) when (e is OutOfMemoryException || (e is OnnxRuntimeException && IsAllocationFailure(e.Message)))
+            {
+                if (b == 1)
+                {
+                    OutOfMemoryLength = Math.Min(OutOfMemoryLength ?? int.MaxValue, length);
+                    throw new ModelOutOfMemoryException($"model '{_path}' ran out of memory on one example of length {length:N0} (batch 1): {FirstLine(e.Message)}", length, 1, e);
+                }
+                batch = Math.Max(1, b / 2);
+                _batchCap[length] = batch;
+                Options.Log?.Invoke($"notice: out of memory on a batch of {b} x {length:N0} tokens ({FirstLine(e.Message)}); retrying with batches of {batch}");
+            }
         }
         return result;
     }
@@ -206,9 +249,10 @@ public sealed class OnnxRunner : IDisposable
         {
             try
             {
+                BeforeRun?.Invoke(b, length);
                 _session.Run(_runOptions, InputNames, [input], OutputNames, [output]);
             }
-            catch (OnnxRuntimeException e)
+            catch (OnnxRuntimeException e) when (!IsAllocationFailure(e.Message))
             {
                 throw new EvaluationException($"model '{_path}' failed on a batch of {b} x {length} tokens: {FirstLine(e.Message)} " +
                     $"(contract 1 needs logits of shape [batch, length, {Vocab}] for any batch and length)", e);

@@ -3,8 +3,43 @@ using System.Text.Json.Serialization;
 
 namespace Toolchain.Evaluate;
 
-/// <summary>One failed example kept for the reports: symbols as strings, the first wrong position.</summary>
-public sealed record FailureExample(string Level, string Family, int Index, int Size, int FirstWrong, int WrongSymbols, string Input, string Expected, string Got);
+/// <summary>
+/// One failed example kept for the reports (failures.jsonl, index.html). <see cref="Input"/>, <see cref="Expected"/>
+/// and <see cref="Got"/> are the symbols, capped: a sequence longer than 2 x <see cref="HeadTokens"/> tokens keeps
+/// its first and last <see cref="HeadTokens"/> with "…(N more)…" between (<see cref="Truncated"/> is then true).
+/// The windows are never cut: tokens [<see cref="WindowOffset"/>, first wrong + <see cref="WindowTokens"/>] of each
+/// sequence, where <see cref="WindowOffset"/> = max(0, first wrong - <see cref="WindowTokens"/>).
+/// </summary>
+public sealed record FailureExample(string Level, string Family, int Index, int Size, int Length, int FirstWrong, int WrongSymbols,
+    string Input, string Expected, string Got, bool Truncated, int WindowOffset, string? InputWindow, string? ExpectedWindow, string? GotWindow)
+{
+    /// <summary>Tokens kept at each end of a capped sequence.</summary>
+    public const int HeadTokens = 100;
+
+    /// <summary>Tokens kept either side of the first wrong position in the windows.</summary>
+    public const int WindowTokens = 40;
+
+    public static FailureExample Create(Toolchain.Suites.AlgorithmicTask task, string level, string family, int index, int size,
+        int firstWrong, int wrongSymbols, int[] input, int[] expected, int[] got)
+    {
+        int length = Math.Max(input.Length, Math.Max(expected.Length, got.Length));
+        int pos = Math.Max(0, firstWrong);
+        int offset = Math.Max(0, pos - WindowTokens);
+        string Window(int[] tokens) => offset >= tokens.Length ? "" : task.Render(tokens.AsSpan(offset, Math.Min(tokens.Length, pos + WindowTokens + 1) - offset));
+        return new FailureExample(level, family, index, size, length, firstWrong, wrongSymbols,
+            Cap(task, input), Cap(task, expected), Cap(task, got), length > 2 * HeadTokens,
+            offset, Window(input), Window(expected), Window(got));
+    }
+
+    /// <summary>The symbols of a sequence; longer than 2 x <see cref="HeadTokens"/>, its first and last
+    /// <see cref="HeadTokens"/> around "…(N more)…".</summary>
+    public static string Cap(Toolchain.Suites.AlgorithmicTask task, int[] tokens) =>
+        tokens.Length <= 2 * HeadTokens
+            ? task.Render(tokens)
+            : task.Render(tokens.AsSpan(0, HeadTokens)) +
+              $"…({(tokens.Length - 2 * HeadTokens).ToString("N0", System.Globalization.CultureInfo.InvariantCulture)} more)…" +
+              task.Render(tokens.AsSpan(tokens.Length - HeadTokens));
+}
 
 /// <summary>
 /// The outcome of one completed work unit (examples [From, To) of one level and family, or one pinned case):
@@ -28,6 +63,9 @@ public sealed record UnitRecord
     public required List<int[]> FirstWrong { get; init; }
     public required List<FailureExample> Failures { get; init; }
     public required double Seconds { get; init; }
+    /// <summary>Why the unit was not graded (e.g. "skipped: out of memory at length 40,001 (batch 1)"); null when it ran.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Skipped { get; init; }
 }
 
 /// <summary>Metrics of one (level, family), or of a whole level ("all").</summary>

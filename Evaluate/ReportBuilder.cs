@@ -21,6 +21,7 @@ public static class ReportBuilder
         var owned = plans.SelectMany(p => WorkPlanner.ForShard(WorkPlanner.Units(p), Shard.Parse(p.Shard))).ToList();
 
         var levels = new List<LevelResult>();
+        var notGraded = new List<string>();
         foreach (var lp in layout.Levels)
         {
             var fams = new List<FamilyResult>();
@@ -37,7 +38,15 @@ public static class ReportBuilder
             int ran = all.Sum(r => r.Samples), toRun = mine.Sum(u => u.To - u.From);
             string status;
             string? note = plans.Select(p => p.Levels.FirstOrDefault(l => l.Name == lp.Name)?.Note).FirstOrDefault(n => n is not null);
+            // units that ran out of memory (or follow a length that did) are recorded with why
+            string? skippedWhy = all.Where(r => r.Skipped is not null).Select(r => r.Skipped!).Distinct().Order(StringComparer.Ordinal).FirstOrDefault();
             if (anySkipped && ran == 0) status = "skipped";
+            else if (skippedWhy is not null)
+            {
+                status = ran == 0 ? "skipped" : "incomplete";
+                note = ran == 0 ? skippedWhy : $"{skippedWhy}; {ran} of {toRun} planned samples run";
+                notGraded.Add($"level {lp.Name}: {skippedWhy}");
+            }
             else if (mine.Any(u => !present.Contains(u.Key))) { status = "incomplete"; note = $"{ran} of {toRun} planned samples run (budget spent, memory, or the run was stopped)"; }
             else if (!allShards) { status = "partial"; note = $"only shard{(shards.Count == 1 ? "" : "s")} {string.Join(", ", shards)}: merge all {shardCount} shards for the whole level"; }
             else status = anyTrimmed || anySkipped ? "trimmed" : "complete";
@@ -52,7 +61,12 @@ public static class ReportBuilder
         foreach (var cp in layout.Cases)
         {
             var r = records.FirstOrDefault(x => x.Key == "case/" + cp.Name);
-            if (r is null)
+            if (r?.Skipped is not null)
+            {
+                cases.Add(new CaseResult(cp.Name, cp.Size, cp.Length, false, -1, 0, "skipped"));
+                notGraded.Add($"case {cp.Name}: {r.Skipped}");
+            }
+            else if (r is null)
                 cases.Add(new CaseResult(cp.Name, cp.Size, cp.Length, false, -1, 0, cp.Status == "skipped" ? "skipped" : allShards ? "not run" : "partial"));
             else
                 cases.Add(new CaseResult(cp.Name, cp.Size, cp.Length, r.Exact == 1, r.FirstWrong.Count > 0 ? r.FirstWrong[0][1] : -1,
@@ -60,7 +74,7 @@ public static class ReportBuilder
         }
 
         var timing = new List<TimingEntry>();
-        foreach (var g in records.GroupBy(r => r.Level))
+        foreach (var g in records.Where(r => r.Skipped is null).GroupBy(r => r.Level))
         {
             double secs = g.Sum(r => r.Seconds);
             int n = g.Sum(r => r.Samples);
@@ -70,7 +84,7 @@ public static class ReportBuilder
         }
         timing = timing.OrderBy(t => layout.Levels.FindIndex(l => l.Name == t.Level) is int i && i >= 0 ? i : int.MaxValue).ToList();
 
-        var trims = plans.SelectMany(p => p.Trims.Select(t => plans.Count > 1 ? $"shard {p.Shard}: {t}" : t)).Concat(notes).ToList();
+        var trims = plans.SelectMany(p => p.Trims.Select(t => plans.Count > 1 ? $"shard {p.Shard}: {t}" : t)).Concat(notGraded).Concat(notes).ToList();
         return new Results
         {
             Tool = Evaluator.Tool(),

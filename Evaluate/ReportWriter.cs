@@ -93,19 +93,28 @@ public static class ReportWriter
         {
             sb.Append($"<h3>{Plot.Esc(g.Key.Level)} / {Plot.Esc(g.Key.Family)}</h3>\n<table><tr><th>#</th><th>first wrong</th><th class=l>input / expected / got (around the first wrong position)</th></tr>\n");
             foreach (var f in g.Take(5))
-                sb.Append($"<tr><td>{f.Index}</td><td>{N(f.FirstWrong)}</td><td class=l><code>{Window(f.Input, f.FirstWrong)}<br>{Window(f.Expected, f.FirstWrong)}<br>{Window(f.Got, f.FirstWrong, mark: true)}</code></td></tr>\n");
+                sb.Append($"<tr><td>{f.Index}</td><td>{N(f.FirstWrong)}</td><td class=l><code>{Around(f, f.InputWindow, f.Input)}<br>{Around(f, f.ExpectedWindow, f.Expected)}<br>{Around(f, f.GotWindow, f.Got, mark: true)}</code></td></tr>\n");
             sb.Append("</table>\n");
         }
         sb.Append("</body></html>\n");
         return sb.ToString();
     }
 
-    /// <summary>Up to 60 symbols either side of a position, the position itself marked when asked.</summary>
-    private static string Window(string s, int pos, bool mark = false)
+    /// <summary>The symbols around the first wrong position: the stored window (records of older runs have
+    /// only the whole sequence, cut here to 60 symbols either side).</summary>
+    private static string Around(FailureExample f, string? window, string whole, bool mark = false) =>
+        window is null
+            ? Window(whole, f.FirstWrong, 60, mark, before: false, after: false)
+            : Window(window, f.FirstWrong - f.WindowOffset, FailureExample.WindowTokens, mark, before: f.WindowOffset > 0, after: f.WindowOffset + window.Length < f.Length);
+
+    /// <summary>Up to <paramref name="radius"/> symbols either side of a position, the position itself marked when
+    /// asked; "…" where the sequence goes on (cut here, or <paramref name="before"/>/<paramref name="after"/> the text).</summary>
+    private static string Window(string s, int pos, int radius, bool mark, bool before, bool after)
     {
-        int a = Math.Max(0, pos - 60), b = Math.Min(s.Length, pos + 61);
+        pos = Math.Max(0, pos);
+        int b = Math.Min(s.Length, pos + radius + 1), a = Math.Min(b, Math.Max(0, pos - radius));
         var sb = new StringBuilder();
-        if (a > 0) sb.Append('…');
+        if (a > 0 || before) sb.Append('…');
         sb.Append(Plot.Esc(s[a..Math.Min(pos, b)]));
         if (pos < s.Length)
         {
@@ -113,7 +122,7 @@ public static class ReportWriter
             sb.Append(mark ? $"<mark>{c}</mark>" : c);
             sb.Append(Plot.Esc(s[(pos + 1)..b]));
         }
-        if (b < s.Length) sb.Append('…');
+        if (b < s.Length || after) sb.Append('…');
         return sb.ToString();
     }
 }

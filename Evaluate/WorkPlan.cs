@@ -75,6 +75,8 @@ public sealed record RunPlan
     public required List<CasePlan> Cases { get; init; }
     public required List<string> Trims { get; init; }
     public required bool BreakPoint { get; init; }
+    /// <summary>The memory estimate the plan was made with (absent in plans of older versions: the static guess).</summary>
+    public MemoryModel? Memory { get; init; }
 }
 
 /// <summary>A unit of work: examples [From, To) of one level and family, or one pinned case.</summary>

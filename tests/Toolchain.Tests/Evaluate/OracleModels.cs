@@ -62,6 +62,22 @@ public static class OracleModels
         return ModelWriter.Model(g.Build(), Metadata("copy", trainLength, "broken"));
     }
 
+    /// <summary>Copy that also builds a length x length float matrix per example (an outer product of the
+    /// tokens, reduced to zero and added to the logits), so its memory grows as length^2 like attention.</summary>
+    public static ModelProto QuadraticCopy(int trainLength = 20)
+    {
+        var g = new GraphBuilder("quadratic_copy_oracle");
+        g.Input("tokens", ElementType.Int64, "batch", "length");
+        var x = g.Node("Cast", ["tokens"], attrs: Attr.Int("to", (long)ElementType.Float));
+        var column = g.Node("Unsqueeze", [x, g.Ints(2)]);                     // [batch, length, 1]
+        var row = g.Node("Unsqueeze", [x, g.Ints(1)]);                        // [batch, 1, length]
+        var square = g.Node("MatMul", [column, row]);                         // [batch, length, length]
+        var peak = g.Node("ReduceMax", [square, g.Ints(-1)], attrs: Attr.Int("keepdims", 1)); // [batch, length, 1]
+        var zero = g.Node("Mul", [peak, g.Scalar(0f)]);
+        g.Output(g.Node("Add", [OneHot(g, "tokens", 3), zero]), "logits", ElementType.Float, "batch", "length", 3L);
+        return ModelWriter.Model(g.Build(), Metadata("copy", trainLength, "quadratic"));
+    }
+
     public static ModelProto WrongInputName()
     {
         var g = new GraphBuilder("wrong_input");

@@ -72,17 +72,24 @@ public static class EvalCommand
                     MemoryLimitBytes = r.GetValue(memory) is { } gb ? (long)(gb * 1024 * 1024 * 1024) : null,
                     Log = line => Cli.Line(err, line),
                 });
-                foreach (var l in results.Levels)
-                    Cli.Line(w, $"{l.Name,-8} size {l.Size.ToString("N0", CultureInfo.InvariantCulture),8}  " +
-                        (l.Total is { Samples: > 0 } t ? $"{ReportWriter.Pct(t.SequenceAccuracy),6} exact of {t.Samples,5}" : "      -            ") +
-                        $"  {(l.Exhaustive ? "exhaustive" : l.Status)}{(l.Note is null ? "" : $" ({l.Note})")}");
-                foreach (var c in results.Cases)
-                    Cli.Line(w, $"case {c.Name}: {(c.Status == "run" ? (c.Exact ? "exact" : $"wrong from position {c.FirstWrong}") : c.Status)}");
-                if (results.BreakPoint is { } bp) Cli.Line(w, bp.Verdict);
+                foreach (var line in Table(results)) Cli.Line(w, line);
                 Cli.Line(w, $"reports in {Path.GetFullPath(dir)} (results.json, failures.jsonl, summary.md, index.html)");
             }
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>The printed outcome: one line per level (accuracy, status and why it was trimmed or skipped),
+    /// per pinned case, and the break point.</summary>
+    public static IEnumerable<string> Table(Results results)
+    {
+        foreach (var l in results.Levels)
+            yield return $"{l.Name,-8} size {l.Size.ToString("N0", CultureInfo.InvariantCulture),8}  " +
+                (l.Total is { Samples: > 0 } t ? $"{ReportWriter.Pct(t.SequenceAccuracy),6} exact of {t.Samples,5}" : "      -            ") +
+                $"  {(l.Exhaustive ? "exhaustive" : l.Status)}{(l.Note is null ? "" : $" ({l.Note})")}";
+        foreach (var c in results.Cases)
+            yield return $"case {c.Name}: {(c.Status == "run" ? (c.Exact ? "exact" : $"wrong from position {c.FirstWrong}") : c.Status)}";
+        if (results.BreakPoint is { } bp) yield return bp.Verdict;
     }
 }

@@ -18,6 +18,8 @@ public sealed record ZooEntry(string Name, string Task, string Arch, string? Pre
 /// <summary>
 /// `toolchain zoo [--only NAME,...] [--no-train] [--threads N] [--eval-minutes M]`: trains (resuming), exports,
 /// grades and describes every zoo model. Each stage is skipped when its output is newer than its input.
+/// A model that cannot be exported (parity) or graded is reported in one line and the zoo goes on to the
+/// next; the exit code is 1 when any model failed.
 /// </summary>
 public static class ZooCommand
 {
@@ -45,15 +47,18 @@ public static class ZooCommand
             string runs = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(zooFile))!, "runs");
             string outDir = r.GetValue(models)!;
             Directory.CreateDirectory(outDir);
+            var failed = new List<string>();
             foreach (var e in entries)
             {
                 if (cancel.IsCancellationRequested) break;
                 string runDir = Path.Combine(runs, e.Name);
                 if (!r.GetValue(noTrain)) Train(e, runDir, r.GetValue(threads), w, cancel);
                 if (cancel.IsCancellationRequested || Checkpoint.InDirectory(runDir).Count == 0) continue;
-                Publish(e, runDir, outDir, r.GetValue(evalMinutes), w);
+                if (!Publish(e, runDir, outDir, r.GetValue(evalMinutes), w)) failed.Add(e.Name);
             }
-            return Task.FromResult(0);
+            if (failed.Count == 0) return Task.FromResult(0);
+            Cli.Line(w, $"== {failed.Count} zoo model{(failed.Count == 1 ? "" : "s")} failed: {string.Join(", ", failed)}");
+            return Task.FromResult(Cli.CheckFailed);
         });
         return cmd;
     }
@@ -88,7 +93,9 @@ public static class ZooCommand
         trainer.Run(cancel);
     }
 
-    private static void Publish(ZooEntry e, string runDir, string outDir, double evalMinutes, TextWriter w)
+    /// <summary>Exports, grades and describes one model; false (after one line saying why) when it could not be
+    /// exported or graded.</summary>
+    private static bool Publish(ZooEntry e, string runDir, string outDir, double evalMinutes, TextWriter w)
     {
         string onnx = Path.Combine(outDir, e.Name + ".onnx");
         var (model, ckpt) = ModelExporter.LoadModel(runDir);
@@ -100,14 +107,48 @@ public static class ZooCommand
             catch (ParityException x)
             {
                 Cli.Line(w, $"== {e.Name}: not published: {x.Message}");
-                return;
+                return false;
             }
             ModelWriter.Save(export.Model, onnx);
             Cli.Line(w, $"== {e.Name}: exported at step {state.Step} (parity {export.Parity.Max(p => p.MaxAbsDifference):E1})");
         }
+        try
+        {
+            Grade(e, ckpt, state, onnx, outDir, evalMinutes, w);
+            return true;
+        }
+        catch (Exception x) when (x is not OperationCanceledException)
+        {
+            // the new model has no card: withdraw it with whatever an earlier run published under its name,
+            // so every models/NAME.onnx keeps a card and report that describe it
+            Withdraw(outDir, e.Name);
+            Cli.Line(w, $"== {e.Name}: not graded: {OneLine(x)}");
+            return false;
+        }
+    }
+
+    /// <summary>Removes models/NAME.onnx, its card and its report.</summary>
+    private static void Withdraw(string outDir, string name)
+    {
+        foreach (var f in new[] { name + ".onnx", name + ".card.json" })
+            File.Delete(Path.Combine(outDir, f));
+        string report = Path.Combine(outDir, name + ".report");
+        if (Directory.Exists(report)) Directory.Delete(report, recursive: true);
+    }
+
+    /// <summary>An exception as one line: its message's first line (with the type when it is not one of ours).</summary>
+    internal static string OneLine(Exception x)
+    {
+        string first = x.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "";
+        if (first.Length > 300) first = first[..300] + "...";
+        return x is EvaluationException or UserError ? first : $"{x.GetType().Name}: {first}";
+    }
+
+    private static void Grade(ZooEntry e, Checkpoint ckpt, TrainerState state, string onnx, string outDir, double evalMinutes, TextWriter w)
+    {
         string reportDir = Path.Combine(outDir, e.Name + ".report");
         if (Directory.Exists(reportDir)) Directory.Delete(reportDir, recursive: true);
-        var (info, runner) = ModelIntake.Open(onnx, null, null, new RunnerOptions { Provider = ProviderChoice.Cpu });
+        var (info, runner) = ModelIntake.Open(onnx, null, null, new RunnerOptions { Provider = ProviderChoice.Cpu, Log = line => Cli.Line(w, "   " + line) });
         Results results;
         using (runner)
         {
