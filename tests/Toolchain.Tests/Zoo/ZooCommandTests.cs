@@ -32,3 +32,25 @@ public class ZooCommandTests
         File.Exists(Path.Combine(models, "bad-copy.card.json")).Should().BeFalse();
     }
 }
+
+/// <summary>`toolchain report` (the README's main command) grades every model it can and names the ones it cannot.</summary>
+public class ReportCommandTests
+{
+    [Fact]
+    public void A_corrupt_model_is_named_not_graded_and_the_other_models_are_still_reported_with_exit_code_1()
+    {
+        using var tmp = new Toolchain.Tests.Evaluate.TempDir();
+        string models = tmp["models"];
+        Directory.CreateDirectory(models);
+        File.WriteAllBytes(Path.Combine(models, "copy-oracle.onnx"), Google.Protobuf.MessageExtensions.ToByteArray(Toolchain.Tests.Evaluate.OracleModels.Copy()));
+        File.WriteAllText(Path.Combine(models, "broken.onnx"), "not a protobuf at all");
+
+        var (code, output, err) = CliRunner.InProcess("report", "--models", models, "--out", tmp["out"], "--budget-minutes", "0.2", "--suite", "quick");
+
+        code.Should().Be(1, output + err);
+        err.Should().Contain("broken: not graded").And.Contain("broken.onnx");
+        output.Should().Contain("copy-oracle").And.Contain("graded 1 models");
+        File.ReadAllText(Path.Combine(tmp["out"], "index.html")).Should().Contain("broken").And.Contain("not graded");
+        File.Exists(Path.Combine(tmp["out"], "copy-oracle", "results.json")).Should().BeTrue();
+    }
+}

@@ -36,11 +36,14 @@ public static class ReportCommand
             var clock = Stopwatch.StartNew();
             double total = r.GetValue(budget) * 60;
             var all = new List<(string Name, Results Results)>();
+            var failed = new List<(string Name, string Reason)>();
             for (int i = 0; i < files.Count; i++)
             {
                 string name = Path.GetFileNameWithoutExtension(files[i]);
                 // an equal share of what is left, keeping a tenth in reserve for session start-up and reports
                 double share = Math.Max(5, (total * 0.9 - clock.Elapsed.TotalSeconds) / (files.Count - i));
+                try
+                {
                 var (info, runner) = ModelIntake.Open(files[i], null, null, new RunnerOptions { Threads = r.GetValue(threads), Log = line => Cli.Line(err, line) });
                 using (runner)
                 {
@@ -54,19 +57,29 @@ public static class ReportCommand
                     });
                     all.Add((name, graded));
                 }
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // one broken or foreign model must not hide the rest of the zoo's results
+                    string reason = e.Message.ReplaceLineEndings(" ");
+                    failed.Add((name, reason));
+                    Cli.Line(err, $"[{i + 1}/{files.Count}] {name}: not graded: {reason}");
+                }
             }
+            if (all.Count == 0) throw new UserError($"{dir}: none of the {files.Count} models could be graded (first: {failed[0].Name}: {failed[0].Reason})");
             var results = all.Select(a => a.Results).ToList();
             Comparer.Write(results, output);
             string table = Comparer.Table(results, markdown: false);
             w.Write(table);
-            AtomicFile.Write(Path.Combine(output, "index.html"), Index(all, table, suiteDef, clock.Elapsed));
-            Cli.Line(w, $"graded {files.Count} models in {clock.Elapsed.TotalMinutes:0.0} min; report: {Path.GetFullPath(Path.Combine(output, "index.html"))}");
-            return 0;
+            AtomicFile.Write(Path.Combine(output, "index.html"), Index(all, failed, table, suiteDef, clock.Elapsed));
+            Cli.Line(w, $"graded {all.Count} models in {clock.Elapsed.TotalMinutes:0.0} min; report: {Path.GetFullPath(Path.Combine(output, "index.html"))}");
+            foreach (var (name, reason) in failed) Cli.Line(err, $"not graded: {name}: {reason}");
+            return failed.Count == 0 ? 0 : 1;
         });
         return cmd;
     }
 
-    private static string Index(List<(string Name, Results Results)> all, string table, SuiteDefinition suite, TimeSpan elapsed)
+    private static string Index(List<(string Name, Results Results)> all, List<(string Name, string Reason)> failed, string table, SuiteDefinition suite, TimeSpan elapsed)
     {
         var html = new StringBuilder();
         html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Toolchain zoo report</title>");
@@ -78,6 +91,8 @@ public static class ReportCommand
         html.Append("<h2>Table</h2>\n<pre>").Append(Plot.Esc(table)).Append("</pre>\n<h2>Models</h2>\n<ul>\n");
         foreach (var (name, r) in all)
             html.Append($"<li><a href=\"{Uri.EscapeDataString(name)}/index.html\">{Plot.Esc(name)}</a>: {Plot.Esc(Comparer.Label(r))}</li>\n");
+        foreach (var (name, reason) in failed)
+            html.Append($"<li>{Plot.Esc(name)}: <strong>not graded</strong>: {Plot.Esc(reason)}</li>\n");
         html.Append("</ul>\n</body></html>\n");
         return html.ToString();
     }
