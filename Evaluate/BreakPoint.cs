@@ -103,7 +103,7 @@ public static class BreakPointSearch
         string verdict = hi switch
         {
             null => $"{label}: exact up to {exact:N0} ({Multiple(exact, model.TrainLength)}), no failure found (stopped: {stopped})",
-            _ when exact == 0 && resolved => $"{label}: fails already at size {hi:N0}, the smallest size",
+            _ when exact == 0 && resolved => $"{label}: no probed size is exact, down to size {hi:N0} (the task's smallest)",
             _ when resolved => $"{label}: exact up to {exact:N0} ({Multiple(exact, model.TrainLength)}), first failure at {hi:N0}",
             _ => $"{label}: exact up to {exact:N0} ({Multiple(exact, model.TrainLength)}), failure seen at {hi:N0} (bisection stopped: {stopped})",
         };
