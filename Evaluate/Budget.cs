@@ -179,12 +179,18 @@ public sealed record MemoryModel(long StaticBytesPerToken, long? ProbeBytes = nu
         return (long)Math.Min(bytes, long.MaxValue / 2.0);
     }
 
-    /// <summary>How far the estimate may exceed what the run may use before a level is skipped up front: 1 for
-    /// the static guess; 2 for a probed one, which can be 1.6 times too high (a tiny transformer at length
-    /// 12,001: 3.7 GiB estimated, 2.3 GiB used). A level in between starts, and the runner's out-of-memory
-    /// handling decides.</summary>
+    /// <summary>How far the estimate may exceed what the run may use before a level is skipped up front: 1, for the
+    /// static guess and for a probed estimate alike. A probe can err high (a tiny transformer at length 12,001:
+    /// 3.7 GiB estimated, 2.3 GiB used), which costs a skipped level; erring the other way is worse, because
+    /// Linux overcommits memory, so ONNX Runtime never sees an allocation fail and the kernel kills the whole
+    /// process instead (measured: the zoo's transformer at length 20,000, batch 2, killed at 18.6 GB resident
+    /// with a slack of 2).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
-    public double Slack => Probed ? 2 : 1;
+    public double Slack => 1;
+
+    /// <summary>Most examples of a length that fit together in the memory the run may use (at least 1).</summary>
+    public int MaxBatch(int length, long available) =>
+        (int)Math.Clamp(MemoryGuard.Headroom * available / Math.Max(1, BytesPerExample(length)), 1, int.MaxValue);
 
     public bool Fits(int length, long available) => MemoryGuard.Fits(BytesPerExample(length), available, Slack);
 

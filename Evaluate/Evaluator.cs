@@ -161,6 +161,10 @@ public static class Evaluator
                 log("memory: " + note);
                 continue;
             }
+            // Linux overcommits memory: a batch too large for the machine is not an allocation failure ONNX Runtime
+            // could recover from but a kernel kill, so batches are sized from the memory estimate up front
+            foreach (int len in pending.Select(u => u.Length).Distinct())
+                if (runner.BatchSize(len) > memoryModel.MaxBatch(len, nowAvailable)) runner.LimitBatch(len, memoryModel.MaxBatch(len, nowAvailable));
             var sw = Stopwatch.StartNew();
             int examples = 0, exact = 0;
             long tokens = 0;

@@ -191,7 +191,11 @@ public sealed class OnnxRunner : IDisposable
     /// <summary>Shortest length at which one example could not be allocated; longer lengths fail at once.</summary>
     public int? OutOfMemoryLength { get; private set; }
 
-    /// <summary>Sub-batch caps learnt from allocation failures, per length.</summary>
+    /// <summary>Caps the sub-batch at a length (e.g. to what the memory estimate allows); never raises a cap.</summary>
+    public void LimitBatch(int length, int cap) =>
+        _batchCap[length] = Math.Max(1, _batchCap.TryGetValue(length, out int c) ? Math.Min(c, cap) : cap);
+
+    /// <summary>Sub-batch caps learnt from allocation failures or set by <see cref="LimitBatch"/>, per length.</summary>
     private readonly Dictionary<int, int> _batchCap = [];
 
     /// <summary>Predicted tokens (argmax over the vocabulary) for equal-length inputs. When ONNX Runtime

@@ -45,7 +45,9 @@ public sealed class NeuralGpu : AlgorithmicModel
         // all relaxation sets start equal; they drift apart only through training
         gate_weight = new Parameter(gw.detach().repeat(r, 1, 1, 1, 1, 1));
         cand_weight = new Parameter(cw.detach().repeat(r, 1, 1, 1, 1, 1));
-        gate_bias = Constant(0.0, r, _layers, 2 * _m);
+        // gate biases start at 1 (as in the released code): u = sigma'(1) = 0.78, so the image is mostly carried
+        // through the n steps at first instead of halving every step (with 0 the input faded as 2^-n)
+        gate_bias = Constant(1.0, r, _layers, 2 * _m);
         cand_bias = Constant(0.0, r, _layers, _m);
         out_weight = Uniform(_m, vocab, _m);
         out_bias = Constant(0.0, vocab);
