@@ -267,6 +267,17 @@ public sealed record MemoryModel(long StaticBytesPerToken, long? ProbeBytes = nu
             if (peak * Math.Pow(growth, points.Count >= 2 && Fit(points) is { } p ? p : MaxExponent) > available / 4.0) { stop = "memory"; break; }
             size = nextSize;
         }
+        bool memoryBound = stop is not null && stop != "time" && !stop.StartsWith("length", StringComparison.Ordinal);
+        if (points.Count >= 2 && Fit(points) is null && memoryBound && Fit(points, SmallFloor) is { } rough)
+        {
+            // The probe stopped because the next length would not fit, before the peaks grew past the floor. The
+            // linear guess would let long levels start with batches that the kernel kills (Linux overcommits), so
+            // fit the small peaks anyway: they tend to err high, which costs a skipped level, not the process.
+            var (s1, p1) = points[^2];
+            var (s2, p2) = points[^1];
+            log?.Invoke($"memory: probe at lengths {s1:N0} and {s2:N0} peaks at {MemoryGuard.Mib(p1)} and {MemoryGuard.Mib(p2)} per example, memory ~ length^{rough:0.##} (stopped: {stop}; small peaks, the estimate may err high)");
+            return new MemoryModel(staticBytesPerToken, p2, s2, rough, s1);
+        }
         if (points.Count < 2 || Fit(points) is not { } exponent)
         {
             log?.Invoke(points.Count == 0
@@ -281,11 +292,14 @@ public sealed record MemoryModel(long StaticBytesPerToken, long? ProbeBytes = nu
         return new MemoryModel(staticBytesPerToken, b2, l2, exponent, l1);
     }
 
-    private static double? Fit(List<(int Length, long Bytes)> points)
+    /// <summary>Least peak at the shorter length for a fit made only because memory stopped the probe.</summary>
+    public const long SmallFloor = 4L << 20;
+
+    private static double? Fit(List<(int Length, long Bytes)> points, long floor = Floor)
     {
         var (l1, b1) = points[^2];
         var (l2, b2) = points[^1];
-        if (b1 < Floor || b2 <= b1 || l2 <= l1) return null;
+        if (b1 < floor || b2 <= b1 || l2 <= l1) return null;
         return Math.Clamp(Math.Log((double)b2 / b1) / Math.Log((double)l2 / l1), 1, MaxExponent);
     }
 }

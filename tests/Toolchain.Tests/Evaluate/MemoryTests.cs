@@ -123,11 +123,12 @@ public class MemoryTests
         // the static guess is linear in the length and lets length 20,000 through
         MemoryGuard.Fits(MemoryGuard.BytesPerExample(20_000, info.Task.Vocab.Count, info.ActivationBytesPerToken), limit).Should().BeTrue();
         var lengths = new HashSet<int>();
+        var batches2000 = new List<int>();
         Results results;
         using (runner)
         {
             runner.PeakBytesOverride = length => 50L * length * length; // attention-like: 50 bytes x length^2
-            runner.BeforeRun = (_, length) => lengths.Add(length);
+            runner.BeforeRun = (b, length) => { lengths.Add(length); if (length == 2_000) batches2000.Add(b); };
             results = Evaluator.Run(info, runner, new EvalOptions
             {
                 Suite = SuiteFile.LoadBuiltIn("standard"), Levels = ["1x", "100x", "1000x"], OutDir = tmp["out"],
@@ -138,11 +139,34 @@ public class MemoryTests
         results.Levels.Select(l => l.Status).Should().Equal("complete", "complete", "skipped");
         results.Levels[2].Note.Should().Be("skipped: one example at length 20,000 needs about 18.63 GiB (memory grows ~ length^2, probed at lengths 1,280 and 2,560), 4 GiB available");
         lengths.Should().Contain(2_000).And.NotContain(20_000, "the 1000x level never starts");
+        batches2000.Should().NotBeEmpty().And.OnlyContain(b => b >= 1 && b <= 17, "0.8 x 4 GiB / 200 MB per example");
         File.ReadAllText(tmp["out/summary.md"]).Should().Contain("needs about 18.63 GiB (memory grows ~ length^2");
 
         var plan = Json.Deserialize<RunPlan>(File.ReadAllText(tmp["out/plan.json"]), "plan.json");
         plan.Memory!.Exponent.Should().BeApproximately(2, 1e-9);
         plan.Memory.BytesPerExample(20_000).Should().BeCloseTo(50L * 20_000 * 20_000, 1_000);
+    }
+
+    [Fact]
+    public void Batches_are_sized_from_the_memory_estimate_because_Linux_kills_instead_of_failing_an_allocation()
+    {
+        using var tmp = new TempDir();
+        string model = OracleModels.Save(OracleModels.Copy(trainLength: 20), tmp.Path, "copy.onnx");
+        var (info, runner) = ModelIntake.Open(model, null, null, new RunnerOptions { Provider = ProviderChoice.Cpu });
+        var batches = new List<int>();
+        using (runner)
+        {
+            runner.PeakBytesOverride = length => 50L * length * length; // 200 MB per example at length 2,000
+            runner.BeforeRun = (b, length) => { if (length == 2_000) batches.Add(b); };
+            runner.BatchSize(2_000).Should().Be(131, "what --batch-tokens alone allows");
+            Evaluator.Run(info, runner, new EvalOptions
+            {
+                Suite = SuiteFile.LoadBuiltIn("standard"), Levels = ["100x", "1000x"], OutDir = tmp["out"], // 1000x lets the probe reach measurable peaks
+                BudgetMinutes = 10, MemoryLimitBytes = 1_250_000_000,
+            });
+        }
+        // 0.8 x 1.25 GB / 200 MB = 5 examples at once: the 16 random samples run as 5, 5, 5, 1
+        batches.Should().OnlyContain(b => b >= 1 && b <= 5).And.Contain(5);
     }
 
     [Fact]
@@ -173,14 +197,23 @@ public class MemoryTests
             m.MaxBatch(20_000, 2_400_000_000).Should().Be(3);
             m.MaxBatch(20_000, 100_000_000).Should().Be(1);
 
-            // a probe that itself runs out of memory stops there, and keeps the linear guess when what it
-            // measured before is too little to fit
+            // a probe that itself runs out of memory stops there; peaks under the usual floor are fitted anyway then
+            // (an estimate that errs high skips a level; the linear guess would let the kernel kill the process)
             var log = new List<string>();
             runner.PeakBytesOverride = length => 100L * length * length;
             runner.BeforeRun = (_, length) => { if (length > 640) throw AllocationFailure(1L << 40); };
             m = MemoryModel.Probe(runner, task, 20, 100_000, 100, long.MaxValue, 1, log.Add);
+            m.Probed.Should().BeTrue();
+            m.Exponent.Should().BeApproximately(2, 1e-9);
+            (m.PreviousLength, m.ProbeLength).Should().Be((320, 640));
+            log.Should().ContainSingle().Which.Should().EndWith("(stopped: out of memory at length 1,280 (batch 1); small peaks, the estimate may err high)");
+
+            // peaks too small even for that keep the linear guess
+            log.Clear();
+            runner.PeakBytesOverride = length => 10L * length * length; // 4 MiB only at length 640
+            m = MemoryModel.Probe(runner, task, 20, 100_000, 100, long.MaxValue, 1, log.Add);
             m.Probed.Should().BeFalse();
-            log.Should().ContainSingle().Which.Should().EndWith("(stopped: out of memory at length 1,280 (batch 1)); estimate linear in the length");
+            log.Should().ContainSingle().Which.Should().EndWith("estimate linear in the length");
         }
     }
 }
