@@ -4,28 +4,39 @@ using Toolchain.Suites;
 namespace Toolchain.Evaluate;
 
 /// <summary>Seconds per example at a length: a timed probe scaled by length^exponent.</summary>
-public sealed record CostModel(double SecondsPerUnit, double Exponent, bool ExponentFitted)
+public sealed record CostModel(double SecondsPerUnit, double Exponent, bool ExponentFitted, int ProbeLength = 0)
 {
     public double Seconds(int length, long samples) => SecondsPerUnit * samples * Math.Pow(Math.Max(1, length), Exponent);
 
-    /// <summary>Times a few random examples at a small size (after a warm-up run); with no known exponent,
-    /// fits it from a second probe at four times the size (clamped to [1, 3]).</summary>
-    public static CostModel Probe(OnnxRunner runner, AlgorithmicTask task, int size, double? exponent, ulong seed, int samples = 4)
+    /// <summary>Times a few random examples (after a warm-up run), doubling the size until one timing takes
+    /// <paramref name="targetSeconds"/> or the next size would pass <paramref name="maxLength"/>, and scales from
+    /// the longest probe: at tiny sizes a run is mostly fixed overhead, and extrapolating that as length^2
+    /// overestimated a 2,000-token level of the zoo's dngpu-copy 15x (19 minutes for what took 80 seconds).
+    /// With no known exponent, fits it from the last two probes (clamped to [1, 3]).</summary>
+    public static CostModel Probe(OnnxRunner runner, AlgorithmicTask task, int size, double? exponent, ulong seed, int samples = 4,
+        int maxLength = int.MaxValue, double targetSeconds = 0.25)
     {
         size = Math.Max(task.MinSize, size);
-        double t1 = Time(runner, task, size, seed, samples);
-        int l1 = task.LengthForSize(size);
+        var points = new List<(int Length, double Seconds)>();
+        while (true)
+        {
+            points.Add((task.LengthForSize(size), Time(runner, task, size, seed, samples)));
+            bool canGrow = size <= int.MaxValue / 4 && task.LengthForSize(2 * size) <= maxLength;
+            bool needSecond = exponent is null && points.Count < 2;
+            if (!canGrow || (points[^1].Seconds >= targetSeconds && !needSecond)) break;
+            size *= 2;
+        }
         double p = exponent ?? 1;
         bool fitted = false;
-        if (exponent is null)
+        if (exponent is null && points.Count >= 2)
         {
-            int size2 = size * 4;
-            double t2 = Time(runner, task, size2, seed, samples);
-            int l2 = task.LengthForSize(size2);
+            var (l1, t1) = points[^2];
+            var (l2, t2) = points[^1];
             if (t1 > 0 && t2 > 0) p = Math.Clamp(Math.Log(t2 / t1) / Math.Log((double)l2 / l1), 1, 3);
             fitted = true;
         }
-        return new CostModel(Math.Max(t1, 1e-7) / samples / Math.Pow(l1, p), p, fitted);
+        var (length, seconds) = points[^1];
+        return new CostModel(Math.Max(seconds, 1e-7) / samples / Math.Pow(length, p), p, fitted, length);
     }
 
     private static double Time(OnnxRunner runner, AlgorithmicTask task, int size, ulong seed, int samples)
@@ -222,7 +233,7 @@ public sealed record MemoryModel(long StaticBytesPerToken, long? ProbeBytes = nu
     /// estimate errs low, never skipping a level on noise). Call it before other runs of the session: its
     /// memory pool keeps what earlier, longer runs took, which would hide growth.
     /// </summary>
-    public static MemoryModel Probe(OnnxRunner runner, AlgorithmicTask task, int startSize, int maxLength, long staticBytesPerToken, long available, ulong seed, Action<string>? log = null, double timeExponent = 2)
+    public static MemoryModel Probe(OnnxRunner runner, AlgorithmicTask task, int startSize, int maxLength, long staticBytesPerToken, long available, ulong seed, Action<string>? log = null, double timeExponent = 2, double maxProbeSeconds = 1)
     {
         var fallback = new MemoryModel(staticBytesPerToken);
         int size = Math.Max(task.MinSize, startSize);
@@ -263,7 +274,7 @@ public sealed record MemoryModel(long StaticBytesPerToken, long? ProbeBytes = nu
             int nextLength = task.LengthForSize(nextSize);
             if (nextLength < 1.25 * length || nextLength > maxLength) { stop = $"length {maxLength:N0} reached"; break; }
             double growth = (double)nextLength / length;
-            if (2 * seconds * Math.Pow(growth, timeExponent) > 1) { stop = "time"; break; }
+            if (2 * seconds * Math.Pow(growth, timeExponent) > maxProbeSeconds) { stop = "time"; break; }
             if (peak * Math.Pow(growth, points.Count >= 2 && Fit(points) is { } p ? p : MaxExponent) > available / 4.0) { stop = "memory"; break; }
             size = nextSize;
         }

@@ -99,8 +99,8 @@ public static class Evaluator
                 int longest = resolved.Select(l => task.LengthForSize(l.Size)).Concat(cases.Select(c => c.Example.Length)).DefaultIfEmpty(0).Max();
                 // memory first: the session's memory pool keeps what the timing runs take, which would hide growth
                 memory = MemoryModel.Probe(runner, task, probeSize, longest / 4, memory.StaticBytesPerToken, available, o.Suite.Seed, log, model.CostExponent ?? 2);
-                cost = CostModel.Probe(runner, task, probeSize, model.CostExponent, o.Suite.Seed);
-                log($"budget: probe at size {probeSize} gives {cost.Seconds(task.LengthForSize(probeSize), 1) * 1000:0.###} ms/example, cost ~ length^{cost.Exponent:0.##}{(cost.ExponentFitted ? " (fitted)" : "")}");
+                cost = CostModel.Probe(runner, task, probeSize, model.CostExponent, o.Suite.Seed, maxLength: Math.Max(task.LengthForSize(probeSize), longest / 4));
+                log($"budget: probe at length {cost.ProbeLength:N0} gives {cost.Seconds(cost.ProbeLength, 1) * 1000:0.###} ms/example, cost ~ length^{cost.Exponent:0.##}{(cost.ExponentFitted ? " (fitted)" : "")}");
             }
             double? levelBudget = budgetSeconds is { } b ? Math.Max(0, (o.BreakPoint && o.Shard.Index == 0 ? 0.75 : 1.0) * b - clock.Elapsed.TotalSeconds) : null;
             var (levels, casePlans, trims) = BudgetPlanner.Plan(task, resolved,

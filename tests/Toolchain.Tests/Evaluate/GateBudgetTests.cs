@@ -95,13 +95,29 @@ public class GateBudgetTests
     }
 
     [Fact]
+    public void The_time_probe_scales_from_its_longest_probe_so_fixed_overhead_is_not_extrapolated_as_length_squared()
+    {
+        using var tmp = new TempDir();
+        string model = OracleModels.Save(OracleModels.Copy(trainLength: 20), tmp.Path, "copy.onnx");
+        var (info, runner) = ModelIntake.Open(model, null, null, new RunnerOptions { Provider = ProviderChoice.Cpu });
+        using (runner)
+        {
+            runner.BeforeRun = (_, _) => Thread.Sleep(5); // 5 ms per run whatever the length: overhead, not work
+            var cost = CostModel.Probe(runner, info.Task, 4, exponent: 2, seed: 1, maxLength: 2_000);
+            cost.ProbeLength.Should().BeGreaterThanOrEqualTo(1_000, "the probe doubles the size while runs stay cheap");
+            // scaling 5 ms from length 4 as length^2 would predict 5 ms / 4 x 500^2 = 312 s for one example at 2,000
+            cost.Seconds(2_000, 1).Should().BeLessThan(0.1);
+        }
+    }
+
+    [Fact]
     public void Eval_with_a_budget_probes_and_records_the_budget()
     {
         using var tmp = new TempDir();
         string model = OracleModels.Save(OracleModels.Copy(trainLength: 20), tmp.Path, "copy.onnx");
         var (code, _, err) = CliRunner.InProcess("eval", model, "--out", tmp["out"], "--provider", "cpu", "--suite", "quick", "--budget-minutes", "5");
         code.Should().Be(0, err);
-        err.Should().Contain("budget: probe at size 20");
+        err.Should().Contain("budget: probe at length ");
         var r = EvalTests.ReadResults(tmp["out"]);
         r["budget"]!["minutes"]!.GetValue<double>().Should().Be(5);
         r["levels"]!.AsArray().Should().OnlyContain(l => l!["status"]!.GetValue<string>() == "complete");
