@@ -37,6 +37,12 @@ public static class Evaluator
 {
     public const string PlanFile = "plan.json", UnitsFile = "units.jsonl", BreakPointFile = "breakpoint.json";
 
+    /// <summary>Adds the `states` output's memory, (length + 1) x length x channels floats per example, which
+    /// ONNX Runtime produces whether asked for or not: the zoo's dngpu-copy (48 channels) was killed by the kernel
+    /// at 20 GB resident grading 28 examples of length 2,000 before this was counted.</summary>
+    public static MemoryModel WithStates(MemoryModel m, ModelInfo model, OnnxRunner runner) =>
+        runner.HasStates ? m with { StatesBytesPerCell = model.StatesChannels * 4 } : m;
+
     public static Results Run(ModelInfo model, OnnxRunner runner, EvalOptions o)
     {
         var task = model.Task;
@@ -92,13 +98,14 @@ public static class Evaluator
             if (File.Exists(planPath) || File.Exists(unitsPath))
                 throw new EvaluationException($"'{o.OutDir}' already holds a run ({PlanFile}); pass --resume to continue it, or choose an empty --out");
             CostModel? cost = null;
-            var memory = new MemoryModel(MemoryGuard.StaticBytesPerToken(task.Vocab.Count, model.ActivationBytesPerToken));
+            var memory = WithStates(new MemoryModel(MemoryGuard.StaticBytesPerToken(task.Vocab.Count, model.ActivationBytesPerToken)), model, runner);
             if (budgetSeconds is not null)
             {
                 int probeSize = Math.Max(task.MinSize, Math.Min(model.TrainLength, resolved.Count > 0 ? resolved.Min(l => l.Size) : model.TrainLength));
                 int longest = resolved.Select(l => task.LengthForSize(l.Size)).Concat(cases.Select(c => c.Example.Length)).DefaultIfEmpty(0).Max();
                 // memory first: the session's memory pool keeps what the timing runs take, which would hide growth
                 memory = MemoryModel.Probe(runner, task, probeSize, longest / 4, memory.StaticBytesPerToken, available, o.Suite.Seed, log, model.CostExponent ?? 2);
+                memory = WithStates(memory, model, runner);
                 cost = CostModel.Probe(runner, task, probeSize, model.CostExponent, o.Suite.Seed, maxLength: Math.Max(task.LengthForSize(probeSize), longest / 4));
                 log($"budget: probe at length {cost.ProbeLength:N0} gives {cost.Seconds(cost.ProbeLength, 1) * 1000:0.###} ms/example, cost ~ length^{cost.Exponent:0.##}{(cost.ExponentFitted ? " (fitted)" : "")}");
             }
@@ -131,7 +138,7 @@ public static class Evaluator
         var units = WorkPlanner.ForShard(WorkPlanner.Units(plan), o.Shard);
         var caseExamples = cases.ToDictionary(c => c.Case.Name, c => c.Example);
         var notes = new List<string>();
-        var memoryModel = plan.Memory ?? new MemoryModel(MemoryGuard.StaticBytesPerToken(task.Vocab.Count, model.ActivationBytesPerToken));
+        var memoryModel = plan.Memory ?? WithStates(new MemoryModel(MemoryGuard.StaticBytesPerToken(task.Vocab.Count, model.ActivationBytesPerToken)), model, runner);
         ModelOutOfMemoryException? outOfMemory = null;
         var rate = new RateTracker(plan.UnitExponent);
         int levelNo = 0;

@@ -50,6 +50,25 @@ public sealed record ModelInfo(
         }
     }
 
+    /// <summary>Channels of one state image (the `states` output's last axis): the config's maps, times the
+    /// mental image's width for ngpu; 128 when the config does not say.</summary>
+    public long StatesChannels
+    {
+        get
+        {
+            if (ConfigJson is null) return 128;
+            try
+            {
+                using var doc = JsonDocument.Parse(ConfigJson);
+                var root = doc.RootElement;
+                if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("maps", out var m) || !m.TryGetInt64(out long maps) || maps <= 0) return 128;
+                long width = Arch == "ngpu" && root.TryGetProperty("width", out var w) && w.TryGetInt64(out long wv) && wv > 0 ? wv : 1;
+                return maps * width;
+            }
+            catch (JsonException) { return 128; }
+        }
+    }
+
     public string Label => $"{Task.Name}/{Arch}";
 }
 

@@ -168,6 +168,9 @@ public sealed class OnnxRunner : IDisposable
 
     public InferenceSession Session => _session;
 
+    /// <summary>Whether the model also has the optional `states` output (computed even when not requested).</summary>
+    public bool HasStates => _session.OutputMetadata.ContainsKey("states");
+
     /// <summary>Examples per sub-batch at a length, bounded by <see cref="RunnerOptions.BatchTokens"/> and
     /// <see cref="RunnerOptions.MaxBatch"/> (and at least one).</summary>
     public int BatchSize(int length) => (int)Math.Clamp(Options.BatchTokens / Math.Max(1, length), 1, Math.Max(1, Options.MaxBatch));
