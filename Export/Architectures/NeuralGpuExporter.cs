@@ -68,8 +68,9 @@ public sealed class NeuralGpuExporter : IArchitectureExporter
                 var gates = b.Split(CutoffSigmoid(b, b.Conv(s, W(lw.Gate), W(lw.GateBias), Ph, Pw)), 1, M, M);
                 string update = gates[0], reset = gates[1];
                 string candidate = b.Tanh(b.Conv(b.Mul(reset, s), W(lw.Cand), W(lw.CandBias), Ph, Pw));
-                // u*s + (1-u)*c as c + u*(s - c): three ops instead of four, equal up to float32 rounding
-                s = b.Add(candidate, b.Mul(update, b.Sub(s, candidate)));
+                // u*s + (1-u)*c as written: with the gate clipped to exactly 1 the state is carried bit for bit
+                // (c + u*(s - c) would round it at every step; see ImprovedNeuralGpuExporter)
+                s = b.Add(b.Mul(update, s), b.Mul(b.Sub(b.Scalar(1f), update), candidate));
             }
             return s;
         }
