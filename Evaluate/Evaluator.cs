@@ -38,10 +38,16 @@ public static class Evaluator
     public const string PlanFile = "plan.json", UnitsFile = "units.jsonl", BreakPointFile = "breakpoint.json";
 
     /// <summary>Adds the `states` output's memory, (length + 1) x length x channels floats per example, which
-    /// ONNX Runtime produces whether asked for or not: the zoo's dngpu-copy (48 channels) was killed by the kernel
-    /// at 20 GB resident grading 28 examples of length 2,000 before this was counted.</summary>
+    /// ONNX Runtime produces whether asked for or not, counted <see cref="StatesCopies"/> times: the zoo's
+    /// dngpu-copy (48 channels) was killed by the kernel at 20 GB resident grading 28 examples of length 2,000
+    /// before the states were counted, and again at 20 GB with batches of at most 11 when they were counted once
+    /// (768 MB each): at least 2.4 copies in practice (the Loop's per-step scan buffers, the concatenated scan
+    /// output, its transpose and the final concat).</summary>
     public static MemoryModel WithStates(MemoryModel m, ModelInfo model, OnnxRunner runner) =>
-        runner.HasStates ? m with { StatesBytesPerCell = model.StatesChannels * 4 } : m;
+        runner.HasStates ? m with { StatesBytesPerCell = model.StatesChannels * 4 * StatesCopies } : m;
+
+    /// <summary>How many copies of the states tensor a run holds at its peak (see <see cref="WithStates"/>).</summary>
+    public const int StatesCopies = 4;
 
     public static Results Run(ModelInfo model, OnnxRunner runner, EvalOptions o)
     {
