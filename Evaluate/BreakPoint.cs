@@ -53,8 +53,6 @@ public static class BreakPointSearch
                 examples.Add(task.Generate(size, AlgorithmicTask.Random, Rng.For(o.Seed, task.Name, "break-point", size, AlgorithmicTask.Random, i)));
             foreach (var f in families.Skip(1))
                 examples.Add(task.Generate(size, f, Rng.For(o.Seed, task.Name, "break-point", size, f, 0)));
-            int probeLength = task.LengthForSize(size);
-            runner.LimitBatch(probeLength, memory.MaxBatch(probeLength, availableBytes)); // see Evaluator: no kernel OOM kill
             var sw = Stopwatch.StartNew();
             int[][] preds;
             try

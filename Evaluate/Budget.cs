@@ -80,9 +80,12 @@ public static class MemoryGuard
     /// <summary>The share of available memory one example may take.</summary>
     public const double Headroom = 0.8;
 
-    /// <summary>Whether one example fits: it may take <see cref="Headroom"/> of the available memory, times a
-    /// slack for estimates known to err high (see <see cref="MemoryModel.Slack"/>).</summary>
-    public static bool Fits(long bytesPerExample, long available, double slack = 1) => bytesPerExample <= Headroom * (double)available * slack;
+    /// <summary>Whether one example fits in <see cref="Headroom"/> of the available memory. There is no slack for
+    /// estimates that may err high (a tiny transformer at length 12,001: 3.7 GiB estimated, 2.3 GiB used): that
+    /// costs a skipped level, while erring low costs the process, because Linux overcommits memory, so ONNX
+    /// Runtime never sees an allocation fail and the kernel kills the whole process instead (measured: the zoo's
+    /// transformer at length 20,000, batch 2, killed at 18.6 GB resident when probed estimates had a slack of 2).</summary>
+    public static bool Fits(long bytesPerExample, long available) => bytesPerExample <= Headroom * (double)available;
 
     public static string Gib(long bytes) => $"{bytes / (1024.0 * 1024 * 1024):0.##} GiB";
 
@@ -193,20 +196,11 @@ public sealed record MemoryModel(long StaticBytesPerToken, long? ProbeBytes = nu
         return (long)Math.Min(bytes, long.MaxValue / 2.0);
     }
 
-    /// <summary>How far the estimate may exceed what the run may use before a level is skipped up front: 1, for the
-    /// static guess and for a probed estimate alike. A probe can err high (a tiny transformer at length 12,001:
-    /// 3.7 GiB estimated, 2.3 GiB used), which costs a skipped level; erring the other way is worse, because
-    /// Linux overcommits memory, so ONNX Runtime never sees an allocation fail and the kernel kills the whole
-    /// process instead (measured: the zoo's transformer at length 20,000, batch 2, killed at 18.6 GB resident
-    /// with a slack of 2).</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public double Slack => 1;
-
     /// <summary>Most examples of a length that fit together in the memory the run may use (at least 1).</summary>
     public int MaxBatch(int length, long available) =>
         (int)Math.Clamp(MemoryGuard.Headroom * available / Math.Max(1, BytesPerExample(length)), 1, int.MaxValue);
 
-    public bool Fits(int length, long available) => MemoryGuard.Fits(BytesPerExample(length), available, Slack);
+    public bool Fits(int length, long available) => MemoryGuard.Fits(BytesPerExample(length), available);
 
     /// <summary>How the estimate was made, for skip notes; null for the static guess.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -281,18 +275,12 @@ public sealed record MemoryModel(long StaticBytesPerToken, long? ProbeBytes = nu
             if (peak * Math.Pow(growth, points.Count >= 2 && Fit(points) is { } p ? p : MaxExponent) > available / 4.0) { stop = "memory"; break; }
             size = nextSize;
         }
+        // Peaks must reach the floor to be fitted, except when the probe stopped because the next length would not
+        // fit: then the linear guess would let long levels start with batches the kernel kills (Linux overcommits),
+        // so small peaks are fitted anyway; they tend to err high, which costs a skipped level, not the process.
         bool memoryBound = stop is not null && stop != "time" && !stop.StartsWith("length", StringComparison.Ordinal);
-        if (points.Count >= 2 && Fit(points) is null && memoryBound && Fit(points, SmallFloor) is { } rough)
-        {
-            // The probe stopped because the next length would not fit, before the peaks grew past the floor. The
-            // linear guess would let long levels start with batches that the kernel kills (Linux overcommits), so
-            // fit the small peaks anyway: they tend to err high, which costs a skipped level, not the process.
-            var (s1, p1) = points[^2];
-            var (s2, p2) = points[^1];
-            log?.Invoke($"memory: probe at lengths {s1:N0} and {s2:N0} peaks at {MemoryGuard.Mib(p1)} and {MemoryGuard.Mib(p2)} per example, memory ~ length^{rough:0.##} (stopped: {stop}; small peaks, the estimate may err high)");
-            return new MemoryModel(staticBytesPerToken, p2, s2, rough, s1);
-        }
-        if (points.Count < 2 || Fit(points) is not { } exponent)
+        double? exponent = points.Count < 2 ? null : Fit(points) ?? (memoryBound ? Fit(points, SmallFloor) : null);
+        if (exponent is null)
         {
             log?.Invoke(points.Count == 0
                 ? $"memory: probe measured nothing ({stop}); estimate linear in the length"
@@ -302,8 +290,9 @@ public sealed record MemoryModel(long StaticBytesPerToken, long? ProbeBytes = nu
         }
         var (l1, b1) = points[^2];
         var (l2, b2) = points[^1];
-        log?.Invoke($"memory: probe at lengths {l1:N0} and {l2:N0} peaks at {MemoryGuard.Mib(b1)} and {MemoryGuard.Mib(b2)} per example, memory ~ length^{exponent:0.##}");
-        return new MemoryModel(staticBytesPerToken, b2, l2, exponent, l1);
+        string small = b1 < Floor ? $" (stopped: {stop}; small peaks, the estimate may err high)" : "";
+        log?.Invoke($"memory: probe at lengths {l1:N0} and {l2:N0} peaks at {MemoryGuard.Mib(b1)} and {MemoryGuard.Mib(b2)} per example, memory ~ length^{exponent.Value:0.##}{small}");
+        return new MemoryModel(staticBytesPerToken, b2, l2, exponent.Value, l1);
     }
 
     /// <summary>Least peak at the shorter length for a fit made only because memory stopped the probe.</summary>
@@ -333,8 +322,7 @@ public static class BudgetPlanner
         double? budgetSeconds,
         Func<int, long> bytesPerExample,
         long availableBytes,
-        string? memoryBasis = null,
-        double memorySlack = 1)
+        string? memoryBasis = null)
     {
         string how = memoryBasis is null ? "" : $" ({memoryBasis})";
         var trims = new List<string>();
@@ -345,7 +333,7 @@ public static class BudgetPlanner
             int length = task.LengthForSize(level.Size);
             var planned = level.Counts.Select(c => new FamilyCount(c.Family, c.Count)).ToList();
             long need = bytesPerExample(length);
-            if (!MemoryGuard.Fits(need, availableBytes, memorySlack))
+            if (!MemoryGuard.Fits(need, availableBytes))
             {
                 string note = $"skipped: one example at length {length:N0} needs about {MemoryGuard.Gib(need)}{how}, {MemoryGuard.Gib(availableBytes)} available";
                 trims.Add($"level {level.Name}: {note}");
@@ -386,7 +374,7 @@ public static class BudgetPlanner
         {
             long need = bytesPerExample(length);
             string? note = null;
-            if (!MemoryGuard.Fits(need, availableBytes, memorySlack))
+            if (!MemoryGuard.Fits(need, availableBytes))
                 note = $"skipped: length {length:N0} needs about {MemoryGuard.Gib(need)}{how}, {MemoryGuard.Gib(availableBytes)} available";
             else if (estimateSeconds is not null && budgetSeconds is not null)
             {

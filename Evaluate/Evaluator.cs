@@ -46,6 +46,10 @@ public static class Evaluator
     public static MemoryModel WithStates(MemoryModel m, ModelInfo model, OnnxRunner runner) =>
         runner.HasStates ? m with { StatesBytesPerCell = model.StatesChannels * 4 * StatesCopies } : m;
 
+    /// <summary>The memory estimate without a probe: the static per-token guess, plus the states.</summary>
+    private static MemoryModel StaticMemory(ModelInfo model, OnnxRunner runner) =>
+        WithStates(new MemoryModel(MemoryGuard.StaticBytesPerToken(model.Task.Vocab.Count, model.ActivationBytesPerToken)), model, runner);
+
     /// <summary>How many copies of the states tensor a run holds at its peak (see <see cref="WithStates"/>).</summary>
     public const int StatesCopies = 4;
 
@@ -104,14 +108,13 @@ public static class Evaluator
             if (File.Exists(planPath) || File.Exists(unitsPath))
                 throw new EvaluationException($"'{o.OutDir}' already holds a run ({PlanFile}); pass --resume to continue it, or choose an empty --out");
             CostModel? cost = null;
-            var memory = WithStates(new MemoryModel(MemoryGuard.StaticBytesPerToken(task.Vocab.Count, model.ActivationBytesPerToken)), model, runner);
+            var memory = StaticMemory(model, runner);
             if (budgetSeconds is not null)
             {
                 int probeSize = Math.Max(task.MinSize, Math.Min(model.TrainLength, resolved.Count > 0 ? resolved.Min(l => l.Size) : model.TrainLength));
                 int longest = resolved.Select(l => task.LengthForSize(l.Size)).Concat(cases.Select(c => c.Example.Length)).DefaultIfEmpty(0).Max();
                 // memory first: the session's memory pool keeps what the timing runs take, which would hide growth
-                memory = MemoryModel.Probe(runner, task, probeSize, longest / 4, memory.StaticBytesPerToken, available, o.Suite.Seed, log, model.CostExponent ?? 2);
-                memory = WithStates(memory, model, runner);
+                memory = WithStates(MemoryModel.Probe(runner, task, probeSize, longest / 4, memory.StaticBytesPerToken, available, o.Suite.Seed, log, model.CostExponent ?? 2), model, runner);
                 cost = CostModel.Probe(runner, task, probeSize, model.CostExponent, o.Suite.Seed, maxLength: Math.Max(task.LengthForSize(probeSize), longest / 4));
                 log($"budget: probe at length {cost.ProbeLength:N0} gives {cost.Seconds(cost.ProbeLength, 1) * 1000:0.###} ms/example, cost ~ length^{cost.Exponent:0.##}{(cost.ExponentFitted ? " (fitted)" : "")}");
             }
@@ -119,7 +122,7 @@ public static class Evaluator
             var (levels, casePlans, trims) = BudgetPlanner.Plan(task, resolved,
                 cases.Select(c => (c.Case.Name, c.Example.Size, c.Example.Length)).ToList(),
                 cost is null ? null : cost.Seconds, levelBudget,
-                memory.BytesPerExample, available, memory.Basis, memory.Slack);
+                memory.BytesPerExample, available, memory.Basis);
             plan = new RunPlan
             {
                 ModelSha256 = model.Sha256,
@@ -144,7 +147,11 @@ public static class Evaluator
         var units = WorkPlanner.ForShard(WorkPlanner.Units(plan), o.Shard);
         var caseExamples = cases.ToDictionary(c => c.Case.Name, c => c.Example);
         var notes = new List<string>();
-        var memoryModel = plan.Memory ?? WithStates(new MemoryModel(MemoryGuard.StaticBytesPerToken(task.Vocab.Count, model.ActivationBytesPerToken)), model, runner);
+        var memoryModel = plan.Memory ?? StaticMemory(model, runner);
+        // Linux overcommits memory: a batch too large for the machine is not an allocation failure ONNX Runtime
+        // could recover from but a kernel kill, so every sub-batch (levels, cases, break point) is sized from
+        // the memory estimate up front
+        runner.MemoryBatchLimit = length => memoryModel.MaxBatch(length, available);
         ModelOutOfMemoryException? outOfMemory = null;
         var rate = new RateTracker(plan.UnitExponent);
         int levelNo = 0;
@@ -174,10 +181,6 @@ public static class Evaluator
                 log("memory: " + note);
                 continue;
             }
-            // Linux overcommits memory: a batch too large for the machine is not an allocation failure ONNX Runtime
-            // could recover from but a kernel kill, so batches are sized from the memory estimate up front
-            foreach (int len in pending.Select(u => u.Length).Distinct())
-                if (runner.BatchSize(len) > memoryModel.MaxBatch(len, nowAvailable)) runner.LimitBatch(len, memoryModel.MaxBatch(len, nowAvailable));
             var sw = Stopwatch.StartNew();
             int examples = 0, exact = 0;
             long tokens = 0;

@@ -30,43 +30,23 @@ public sealed record ModelInfo(
     public long StepsFor(int length) => Arch is "ngpu" or "dngpu" ? length : 1;
 
     /// <summary>A guess at activation bytes per token, from a width in the config when there is one.</summary>
-    public long ActivationBytesPerToken
-    {
-        get
-        {
-            long width = 128;
-            if (ConfigJson is not null)
-            {
-                try
-                {
-                    using var doc = JsonDocument.Parse(ConfigJson);
-                    if (doc.RootElement.ValueKind == JsonValueKind.Object)
-                        foreach (var key in new[] { "width", "hidden", "channels", "d_model", "m" })
-                            if (doc.RootElement.TryGetProperty(key, out var v) && v.TryGetInt64(out long w) && w > 0) { width = w; break; }
-                }
-                catch (JsonException) { }
-            }
-            return width * 4 * 32;
-        }
-    }
+    public long ActivationBytesPerToken =>
+        new[] { "width", "hidden", "channels", "d_model", "m" }.Select(ConfigInt).FirstOrDefault(v => v is not null) is { } w ? w * 4 * 32 : 128 * 4 * 32;
 
     /// <summary>Channels of one state image (the `states` output's last axis): the config's maps, times the
     /// mental image's width for ngpu; 128 when the config does not say.</summary>
-    public long StatesChannels
+    public long StatesChannels => ConfigInt("maps") is { } maps ? maps * (Arch == "ngpu" ? ConfigInt("width") ?? 1 : 1) : 128;
+
+    /// <summary>A positive integer field of the model's training config, or null.</summary>
+    private long? ConfigInt(string key)
     {
-        get
+        if (ConfigJson is null) return null;
+        try
         {
-            if (ConfigJson is null) return 128;
-            try
-            {
-                using var doc = JsonDocument.Parse(ConfigJson);
-                var root = doc.RootElement;
-                if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("maps", out var m) || !m.TryGetInt64(out long maps) || maps <= 0) return 128;
-                long width = Arch == "ngpu" && root.TryGetProperty("width", out var w) && w.TryGetInt64(out long wv) && wv > 0 ? wv : 1;
-                return maps * width;
-            }
-            catch (JsonException) { return 128; }
+            using var doc = JsonDocument.Parse(ConfigJson);
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty(key, out var v) && v.TryGetInt64(out long n) && n > 0 ? n : null;
         }
+        catch (JsonException) { return null; }
     }
 
     public string Label => $"{Task.Name}/{Arch}";

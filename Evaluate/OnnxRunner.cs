@@ -160,7 +160,8 @@ public sealed class OnnxRunner : IDisposable
         return null;
     }
 
-    internal static string FirstLine(string message)
+    /// <summary>The first non-empty line of a message, cut at 300 characters.</summary>
+    public static string FirstLine(string message)
     {
         var line = message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? message;
         return line.Length > 300 ? line[..300] + "..." : line;
@@ -171,9 +172,14 @@ public sealed class OnnxRunner : IDisposable
     /// <summary>Whether the model also has the optional `states` output (computed even when not requested).</summary>
     public bool HasStates => _session.OutputMetadata.ContainsKey("states");
 
-    /// <summary>Examples per sub-batch at a length, bounded by <see cref="RunnerOptions.BatchTokens"/> and
-    /// <see cref="RunnerOptions.MaxBatch"/> (and at least one).</summary>
-    public int BatchSize(int length) => (int)Math.Clamp(Options.BatchTokens / Math.Max(1, length), 1, Math.Max(1, Options.MaxBatch));
+    /// <summary>Most examples of a length that may run together for memory (the evaluator sets it from its memory
+    /// estimate); null: no limit besides the token and batch bounds.</summary>
+    public Func<int, int>? MemoryBatchLimit { get; set; }
+
+    /// <summary>Examples per sub-batch at a length, bounded by <see cref="RunnerOptions.BatchTokens"/>,
+    /// <see cref="RunnerOptions.MaxBatch"/> and <see cref="MemoryBatchLimit"/> (and at least one).</summary>
+    public int BatchSize(int length) =>
+        Math.Max(1, Math.Min((int)Math.Clamp(Options.BatchTokens / Math.Max(1, length), 1, Math.Max(1, Options.MaxBatch)), MemoryBatchLimit?.Invoke(length) ?? int.MaxValue));
 
     /// <summary>Test hook, called with (batch, length) just before each session run; it may throw what ONNX
     /// Runtime throws (e.g. an allocation failure above some batch x length) to exercise the recovery.</summary>
@@ -194,11 +200,7 @@ public sealed class OnnxRunner : IDisposable
     /// <summary>Shortest length at which one example could not be allocated; longer lengths fail at once.</summary>
     public int? OutOfMemoryLength { get; private set; }
 
-    /// <summary>Caps the sub-batch at a length (e.g. to what the memory estimate allows); never raises a cap.</summary>
-    public void LimitBatch(int length, int cap) =>
-        _batchCap[length] = Math.Max(1, _batchCap.TryGetValue(length, out int c) ? Math.Min(c, cap) : cap);
-
-    /// <summary>Sub-batch caps learnt from allocation failures or set by <see cref="LimitBatch"/>, per length.</summary>
+    /// <summary>Sub-batch caps learnt from allocation failures, per length.</summary>
     private readonly Dictionary<int, int> _batchCap = [];
 
     /// <summary>Predicted tokens (argmax over the vocabulary) for equal-length inputs. When ONNX Runtime

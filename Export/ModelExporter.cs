@@ -161,7 +161,7 @@ public static class ModelExporter
             foreach (var (size, length) in ParityPoints(task, model.Config, options))
             {
                 var tokens = ParityInputs(task, size, length, options.ParityBatch);
-                var expected = Array.ConvertAll(Logits(model, tokens, options.ParityBatch, length), v => (float)v);
+                var expected = Logits(model, tokens, options.ParityBatch, length); // float32 values, held as double
                 using var input = OrtValue.CreateTensorValueFromMemory(tokens, [options.ParityBatch, length]);
                 using var runOptions = new RunOptions();
                 using var outputs = session.Run(runOptions, ["tokens"], [input], ["logits"]);
@@ -200,9 +200,9 @@ public static class ModelExporter
         return model.forward(t).to(ScalarType.Float64).cpu().contiguous().data<double>().ToArray();
     }
 
-    private static double MaxAbsDifference(float[] a, float[] b) => MaxAbsDifference(Array.ConvertAll(a, v => (double)v), b);
+    private static double MaxAbsDifference(double[] a, float[] b) => MaxAbsDifference(a, Array.ConvertAll(b, v => (double)v));
 
-    private static double MaxAbsDifference(double[] a, float[] b)
+    private static double MaxAbsDifference(double[] a, double[] b)
     {
         double worst = 0;
         for (int i = 0; i < a.Length; i++)

@@ -34,6 +34,13 @@ public static class Cli
         e is UserError or Toolchain.Evaluate.EvaluationException or SuiteFormatException or Toolchain.Train.CheckpointException or FormatException or KeyNotFoundException or FileNotFoundException
             or DirectoryNotFoundException or ArgumentException or InvalidDataException or NotSupportedException;
 
+    /// <summary>An exception as one line: its message's first line (with the type when it is not one of ours).</summary>
+    public static string OneLine(Exception x)
+    {
+        string first = Toolchain.Evaluate.OnnxRunner.FirstLine(x.Message);
+        return x is Toolchain.Evaluate.EvaluationException or UserError ? first : $"{x.GetType().Name}: {first}";
+    }
+
     /// <summary>Writes text with '\n' line endings whatever the platform, so outputs are byte-identical everywhere.</summary>
     public static void Line(TextWriter w, string text = "")
     {

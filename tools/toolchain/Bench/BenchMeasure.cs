@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Toolchain.Evaluate;
 
 namespace Toolchain.Cli.Bench;
 
@@ -78,11 +79,11 @@ public static class BenchMeasure
     /// that is refused, samples the working set every millisecond on a background thread.</summary>
     public static (double Seconds, long PeakDeltaBytes, string Method) PeakMemory(Action a)
     {
-        long before = ReadStatus("VmRSS:") ?? Environment.WorkingSet;
-        if (OperatingSystem.IsLinux() && TryResetPeak())
+        long before = ProcessMemory.Read("VmRSS:") ?? Environment.WorkingSet;
+        if (ProcessMemory.ResetPeak())
         {
             double s = Time(a);
-            long? hwm = ReadStatus("VmHWM:");
+            long? hwm = ProcessMemory.Read("VmHWM:");
             if (hwm is { } h) return (s, Math.Max(0, h - before), "VmHWM after clear_refs");
         }
         long peak = before;
@@ -91,7 +92,7 @@ public static class BenchMeasure
         {
             while (!stop.IsCancellationRequested)
             {
-                long now = ReadStatus("VmRSS:") ?? Environment.WorkingSet;
+                long now = ProcessMemory.Read("VmRSS:") ?? Environment.WorkingSet;
                 if (now > Interlocked.Read(ref peak)) Interlocked.Exchange(ref peak, now);
                 Thread.Sleep(1);
             }
@@ -101,32 +102,5 @@ public static class BenchMeasure
         stop.Cancel();
         sampler.Join();
         return (seconds, Math.Max(0, Interlocked.Read(ref peak) - before), "sampled working set");
-    }
-
-    private static bool TryResetPeak()
-    {
-        try
-        {
-            File.WriteAllText("/proc/self/clear_refs", "5");
-            return true;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
-    }
-
-    /// <summary>A /proc/self/status field in bytes (e.g. "VmRSS:"), or null.</summary>
-    public static long? ReadStatus(string field)
-    {
-        if (!OperatingSystem.IsLinux()) return null;
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith(field, StringComparison.Ordinal))
-                {
-                    var parts = line[field.Length..].Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                    return long.Parse(parts[0], CultureInfo.InvariantCulture) * 1024;
-                }
-        }
-        catch (IOException) { }
-        return null;
     }
 }

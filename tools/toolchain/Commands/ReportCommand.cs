@@ -44,24 +44,24 @@ public static class ReportCommand
                 double share = Math.Max(5, (total * 0.9 - clock.Elapsed.TotalSeconds) / (files.Count - i));
                 try
                 {
-                var (info, runner) = ModelIntake.Open(files[i], null, null, new RunnerOptions { Threads = r.GetValue(threads), Log = line => Cli.Line(err, line) });
-                using (runner)
-                {
-                    Cli.Line(err, $"[{i + 1}/{files.Count}] {name}: {info.Label} on {runner.Provider}, {share:0} s budget");
-                    var graded = Evaluator.Run(info, runner, new EvalOptions
+                    var (info, runner) = ModelIntake.Open(files[i], null, null, new RunnerOptions { Threads = r.GetValue(threads), Log = line => Cli.Line(err, line) });
+                    using (runner)
                     {
-                        Suite = suiteDef,
-                        OutDir = Path.Combine(output, name),
-                        BudgetMinutes = share / 60,
-                        Log = line => Cli.Line(err, "    " + line),
-                    });
-                    all.Add((name, graded));
-                }
+                        Cli.Line(err, $"[{i + 1}/{files.Count}] {name}: {info.Label} on {runner.Provider}, {share:0} s budget");
+                        var graded = Evaluator.Run(info, runner, new EvalOptions
+                        {
+                            Suite = suiteDef,
+                            OutDir = Path.Combine(output, name),
+                            BudgetMinutes = share / 60,
+                            Log = line => Cli.Line(err, "    " + line),
+                        });
+                        all.Add((name, graded));
+                    }
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
                     // one broken or foreign model must not hide the rest of the zoo's results
-                    string reason = e.Message.ReplaceLineEndings(" ");
+                    string reason = Cli.OneLine(e);
                     failed.Add((name, reason));
                     Cli.Line(err, $"[{i + 1}/{files.Count}] {name}: not graded: {reason}");
                 }

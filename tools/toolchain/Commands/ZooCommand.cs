@@ -122,7 +122,7 @@ public static class ZooCommand
             // the new model has no card: withdraw it with whatever an earlier run published under its name,
             // so every models/NAME.onnx keeps a card and report that describe it
             Withdraw(outDir, e.Name);
-            Cli.Line(w, $"== {e.Name}: not graded: {OneLine(x)}");
+            Cli.Line(w, $"== {e.Name}: not graded: {Cli.OneLine(x)}");
             return false;
         }
     }
@@ -134,14 +134,6 @@ public static class ZooCommand
             File.Delete(Path.Combine(outDir, f));
         string report = Path.Combine(outDir, name + ".report");
         if (Directory.Exists(report)) Directory.Delete(report, recursive: true);
-    }
-
-    /// <summary>An exception as one line: its message's first line (with the type when it is not one of ours).</summary>
-    internal static string OneLine(Exception x)
-    {
-        string first = x.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "";
-        if (first.Length > 300) first = first[..300] + "...";
-        return x is EvaluationException or UserError ? first : $"{x.GetType().Name}: {first}";
     }
 
     private static void Grade(ZooEntry e, Checkpoint ckpt, TrainerState state, string onnx, string outDir, double evalMinutes, TextWriter w)
