@@ -49,6 +49,7 @@ public sealed class Trainer : IDisposable
     {
         _config = config.Validate();
         _task = TaskRegistry.Get(config.Task);
+        CheckBinPadding(_config, _task);
         _dir = runDirectory;
         _log = log ?? TextWriter.Null;
         _device = ResolveDevice(config.Device);
@@ -61,13 +62,16 @@ public sealed class Trainer : IDisposable
 
     public AlgorithmicModel Model => _model;
 
+    /// <summary>Steps completed so far (after a resume, counted from the start of the run).</summary>
+    public long Step => _state.Step;
+
     public static Device ResolveDevice(string device)
     {
         if (device == "cpu") return torch.CPU;
         if (device != "cuda") throw new ArgumentException($"device must be cpu or cuda, not '{device}'");
         if (!torch.cuda.is_available())
             throw new ArgumentException("--device cuda: TorchSharp has no usable CUDA backend in this build (it references TorchSharp-cpu, or no CUDA driver/GPU is present); " +
-                "build with -p:TorchBackend=cuda on a machine with CUDA, or use --device cpu");
+                "build with -p:TorchBackend=cuda on a machine with CUDA, or put a CUDA libtorch first on LD_LIBRARY_PATH (PyTorch's torch/lib works: README, 'Training on a GPU'), or use --device cpu");
         return torch.CUDA;
     }
 
@@ -92,10 +96,12 @@ public sealed class Trainer : IDisposable
                 continue;
             }
             var saved = ckpt.Config with { Steps = _config.Steps, LogEvery = _config.LogEvery, CheckpointEvery = _config.CheckpointEvery, KeepCheckpoints = _config.KeepCheckpoints, Threads = _config.Threads, Device = _config.Device,
-                LrDecay = _config.LrDecay, LrDecayEvery = _config.LrDecayEvery, LrMinFactor = _config.LrMinFactor };
+                LrDecay = _config.LrDecay, LrDecayEvery = _config.LrDecayEvery, LrMinFactor = _config.LrMinFactor, GradNoise = _config.GradNoise };
             if (saved != _config)
-                throw new ArgumentException($"{file}: the checkpoint was trained with a different configuration; resume with the same settings (only steps, logging, checkpointing, threads, device and the learning-rate decay may change). Saved: {ckpt.Config.ToJson()}");
+                throw new ArgumentException($"{file}: the checkpoint was trained with a different configuration; resume with the same settings (only steps, logging, checkpointing, threads, device, the learning-rate decay and the gradient noise may change). Saved: {ckpt.Config.ToJson()}");
             Restore(ckpt);
+            if (ckpt.Config.GradNoise != _config.GradNoise)
+                _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resume: gradient noise changes from {ckpt.Config.GradNoise} to {_config.GradNoise} at step {_state.Step}"));
             _log.WriteLine($"resumed from {Path.GetFileName(file)} at step {_state.Step}");
             return true;
         }
@@ -239,7 +245,8 @@ public sealed class Trainer : IDisposable
         int examples = 0;
         foreach (int size in sizes)
         {
-            var (tokens, targets) = Batch(size, rng);
+            int below = Array.IndexOf(bins, size) is int at and > 0 ? bins[at - 1] : _task.MinSize - 1;
+            var (tokens, targets) = Batch(size, rng, _config.BinPadding ? below : null);
             var output = _model.Run(tokens, keepStates: false);
             var logits = output.Logits;
             loss = loss + F.cross_entropy(logits.reshape(-1, _task.Vocab.Count), targets.reshape(-1));
@@ -284,22 +291,41 @@ public sealed class Trainer : IDisposable
         return (ceLoss, trackedSym, trackedSeq, trackedSize, examples);
     }
 
-    /// <summary>A batch of one size: tokens and targets [batch, length], int64, on the device.</summary>
-    private (Tensor Tokens, Tensor Targets) Batch(int size, Rng rng)
+    /// <summary>A batch of one size: tokens and targets [batch, length], int64, on the device. With
+    /// <paramref name="below"/> (bin_padding), examples take sizes in (below, size], 5% any smaller size, and
+    /// are padded with PAD to the bin's length, as the DNGPU reference fills its bins.</summary>
+    private (Tensor Tokens, Tensor Targets) Batch(int size, Rng rng, int? below = null)
     {
         int length = _task.LengthForSize(size);
         var tokens = new long[_config.BatchSize * length];
         var targets = new long[_config.BatchSize * length];
         for (int b = 0; b < _config.BatchSize; b++)
         {
-            var ex = _task.Generate(size, AlgorithmicTask.Random, rng);
-            for (int i = 0; i < length; i++)
+            int exSize = below is int lo ? PaddedExampleSize(_task, size, lo, rng) : size;
+            var ex = _task.Generate(exSize, AlgorithmicTask.Random, rng);
+            for (int i = 0; i < ex.Length; i++)  // the tail past a shorter example stays PAD (0)
             {
                 tokens[b * length + i] = ex.Input[i];
                 targets[b * length + i] = ex.Target[i];
             }
         }
         return (torch.tensor(tokens, [_config.BatchSize, length], device: _device), torch.tensor(targets, [_config.BatchSize, length], device: _device));
+    }
+
+    /// <summary>bin_padding: the size of one example in the bin of <paramref name="size"/> whose next smaller bin
+    /// is <paramref name="below"/>: uniform in (below, size], or with probability 5% uniform over every smaller size.</summary>
+    public static int PaddedExampleSize(AlgorithmicTask task, int size, int below, Rng rng) =>
+        rng.NextDouble() < 0.05 || below < task.MinSize ? rng.NextInt(task.MinSize, size) : rng.NextInt(below + 1, size);
+
+    /// <summary>bin_padding masks PAD positions, so it is refused for a task whose own inputs hold PAD.</summary>
+    private static void CheckBinPadding(RunConfig config, AlgorithmicTask task)
+    {
+        if (!config.BinPadding) return;
+        var rng = Rng.For(config.Seed, "bin-padding-check", 0);
+        foreach (int size in Bins(task, config.TrainLength))
+            for (int i = 0; i < 8; i++)
+                if (task.Generate(size, AlgorithmicTask.Random, rng).Input.Contains(AlgorithmicTask.Pad))
+                    throw new ArgumentException($"bin_padding: task '{task.Name}' puts PAD inside its inputs (size {size}), which the state mask would erase; train it with bin_padding=false");
     }
 
     private void AdvanceSchedules(int size, double seqAccuracy, double loss)

@@ -16,7 +16,8 @@ public static class Cli
 
     public static int Invoke(RootCommand root, string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
     {
-        var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        // Ctrl+C / SIGTERM cancel the command's token; give a training step time to finish and save its checkpoint
+        var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(60) };
         if (stdout is not null) config.Output = stdout;
         if (stderr is not null) config.Error = stderr;
         try

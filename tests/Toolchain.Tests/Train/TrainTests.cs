@@ -126,7 +126,9 @@ public class TrainTests : IDisposable
         var rates = lines.Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!["learning_rate"]!.GetValue<double>()).ToList();
         rates.Last().Should().BeLessThan(rates.First(), log.ToString());
         rates.Min().Should().BeGreaterThanOrEqualTo(1e-12 * 0.2 * 0.999, "never below learning_rate * lr_min_factor");
-        using (var t = new Trainer(config with { Steps = 40, LrDecay = 0.9 }, _dir)) t.TryResume().Should().BeTrue();
+        var resumeLog = new StringWriter();
+        using (var t = new Trainer(config with { Steps = 40, LrDecay = 0.9, GradNoise = 0.01 }, _dir, resumeLog)) t.TryResume().Should().BeTrue();
+        resumeLog.ToString().Should().Contain("gradient noise changes from 0 to 0.01 at step 30");
         using (var t = new Trainer(config with { Steps = 40, Maps = 12 }, _dir))
             t.Invoking(x => x.TryResume()).Should().Throw<ArgumentException>().WithMessage("*different configuration*");
     }
@@ -256,5 +258,68 @@ public class TrainTests : IDisposable
         var (code, _, err) = CliRunner.InProcess("train", "--task", "copy", "--arch", "dngpu", "--device", "cuda", "--out", Path.Combine(_dir, "cuda"));
         code.Should().Be(2);
         err.Should().StartWith("error: --device cuda");
+    }
+
+    [Fact]
+    public void A_time_limit_stops_training_with_a_checkpoint_that_resumes()
+    {
+        string run = Path.Combine(_dir, "limited");
+        var (code, output, err) = CliRunner.InProcess("train", "--task", "copy", "--arch", "dngpu", "--preset", "tiny", "--steps", "100000",
+            "--minutes", "0.05", "--out", run);
+        code.Should().Be(0, err);
+        output.Should().Contain("time limit of 0.05 min reached; checkpoint saved at step");
+        long step = long.Parse(System.Text.RegularExpressions.Regex.Match(output, @"checkpoint saved at step (\d+)").Groups[1].Value);
+        step.Should().BeGreaterThan(0).And.BeLessThan(100000);
+        File.Exists(Path.Combine(run, Checkpoint.FileName(step))).Should().BeTrue();
+        var (code2, output2, _) = CliRunner.InProcess("train", "--task", "copy", "--arch", "dngpu", "--preset", "tiny", "--steps", (step + 3).ToString(),
+            "--out", run, "--resume");
+        code2.Should().Be(0);
+        output2.Should().Contain($"resumed from {Checkpoint.FileName(step)} at step {step}").And.Contain("done:");
+        CliRunner.InProcess("train", "--task", "copy", "--arch", "dngpu", "--minutes", "-1", "--out", Path.Combine(_dir, "bad")).Code.Should().Be(2);
+    }
+
+    [Fact]
+    public async Task Sigterm_finishes_the_step_and_saves_a_checkpoint()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        string run = Path.Combine(_dir, "term");
+        string dll = Path.Combine(AppContext.BaseDirectory, "toolchain.dll");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { dll, "train", "--task", "copy", "--arch", "dngpu", "--preset", "tiny", "--steps", "100000", "--set", "log_every=1", "--out", run })
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var errTask = p.StandardError.ReadToEndAsync();
+        string? line;
+        while ((line = p.StandardOutput.ReadLine()) is not null && !line.StartsWith("step ")) { }  // the first logged step
+        line.Should().NotBeNull("training must log steps before it is signalled");
+        System.Diagnostics.Process.Start("kill", ["-TERM", p.Id.ToString()])!.WaitForExit();
+        string rest = p.StandardOutput.ReadToEnd();
+        p.WaitForExit(60_000).Should().BeTrue();
+        p.ExitCode.Should().Be(0, await errTask);
+        var m = System.Text.RegularExpressions.Regex.Match(rest, @"interrupted; checkpoint saved at step (\d+)");
+        m.Success.Should().BeTrue(rest);
+        File.Exists(Path.Combine(run, Checkpoint.FileName(long.Parse(m.Groups[1].Value)))).Should().BeTrue();
+    }
+
+    [Fact]
+    public void Bin_padding_trains_on_padded_shorter_examples_and_refuses_tasks_with_PAD_in_their_inputs()
+    {
+        var config = Tiny("dngpu", "badd") with { Steps = 4, LogEvery = 1, CheckpointEvery = 4, BinPadding = true, TrainLength = 8 };
+        using (var t = new Trainer(config, Path.Combine(_dir, "padded")))
+        {
+            var losses = t.Run().Losses;
+            losses.Should().HaveCount(4).And.OnlyContain(l => double.IsFinite(l.Item2));
+        }
+        var task = TaskRegistry.Get("badd");
+        var rng = Rng.For(1, "test", 0);
+        var sizes = Enumerable.Range(0, 2000).Select(_ => Trainer.PaddedExampleSize(task, 20, 16, rng)).ToList();
+        sizes.Should().OnlyContain(k => k >= task.MinSize && k <= 20);
+        sizes.Count(k => k > 16).Should().BeInRange(1850, 1990, "about 95% fill the bin from the one below");
+        sizes.Count(k => k <= 16).Should().BeGreaterThan(10, "about 5% are shorter still");
+        sizes.Distinct().Count().Should().BeGreaterThan(8);
+        FluentActions.Invoking(() => new Trainer(Tiny("dngpu", "duplicate") with { BinPadding = true }, Path.Combine(_dir, "dup")))
+            .Should().Throw<ArgumentException>().WithMessage("bin_padding: task 'duplicate' puts PAD inside its inputs*");
+        FluentActions.Invoking(() => (Tiny("gru", "badd") with { BinPadding = true }).Validate())
+            .Should().Throw<ArgumentException>().WithMessage("*bin_padding needs arch dngpu*");
     }
 }

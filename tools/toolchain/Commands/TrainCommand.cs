@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Toolchain.Train;
 using Toolchain.Train.Models;
 
@@ -21,7 +22,8 @@ public static class TrainCommand
         var output = new Option<string>("--out") { Description = "run directory: checkpoints, config.json, metrics.jsonl", Required = true };
         var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --out" };
         var dryRun = new Option<bool>("--dry-run") { Description = "print the resolved configuration and exit" };
-        var cmd = new Command("train", "train a model on a task (TorchSharp)") { task, arch, preset, trainLength, steps, seed, device, threads, set, output, resume, dryRun };
+        var minutes = new Option<double?>("--minutes") { Description = "stop after this much wall time with a checkpoint saved (continue later with --resume)" };
+        var cmd = new Command("train", "train a model on a task (TorchSharp)") { task, arch, preset, trainLength, steps, seed, device, threads, set, output, resume, dryRun, minutes };
         cmd.SetAction((r, cancel) =>
         {
             string a = r.GetValue(arch)!, t = r.GetValue(task)!;
@@ -42,6 +44,8 @@ public static class TrainCommand
                 Cli.Line(w, config.ToJson().ReplaceLineEndings("\n"));
                 return Task.FromResult(0);
             }
+            double? limit = r.GetValue(minutes);
+            if (limit is <= 0 or > 7 * 24 * 60) throw new UserError($"--minutes must be between 0 and {7 * 24 * 60} (a week), not {limit}");
             string dir = r.GetValue(output)!;
             bool hasCheckpoints = Checkpoint.InDirectory(dir).Count > 0;
             if (hasCheckpoints && !r.GetValue(resume))
@@ -49,9 +53,16 @@ public static class TrainCommand
             using var trainer = new Trainer(config, dir, w);
             if (r.GetValue(resume) && !trainer.TryResume()) Cli.Line(w, $"--resume: no checkpoint in {dir} yet; starting from step 0");
             Cli.Line(w, $"training {config.Arch} on {config.Task}, train length {config.TrainLength}, {config.Steps} steps, device {config.Device}, run dir {dir}");
-            var result = trainer.Run(cancel);
-            Cli.Line(w, cancel.IsCancellationRequested
-                ? $"interrupted; checkpoint saved; continue with --resume"
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+            if (limit is double m) stop.CancelAfter(TimeSpan.FromMinutes(m));
+            // SIGTERM (a job scheduler, `timeout`, a shutdown) and Ctrl+C finish the current step and save a checkpoint
+            bool signalled = false;
+            void OnSignal(PosixSignalContext c) { c.Cancel = true; signalled = true; stop.Cancel(); }
+            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            var result = trainer.Run(stop.Token);
+            Cli.Line(w, signalled || cancel.IsCancellationRequested ? $"interrupted; checkpoint saved at step {trainer.Step}; continue with --resume"
+                : stop.IsCancellationRequested ? $"time limit of {limit} min reached; checkpoint saved at step {trainer.Step}; continue with --resume"
                 : $"done: {dir}");
             return Task.FromResult(0);
         });
