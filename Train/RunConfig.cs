@@ -70,6 +70,11 @@ public sealed record RunConfig
     public double CurriculumRandomFraction { get; init; } = 0.2;
     /// <summary>All length bins at once every step (DNGPU); the bins are sizes up to train_length.</summary>
     public bool AllBins { get; init; }
+    /// <summary>DNGPU reference data layout: a bin of size s also holds shorter examples (sizes above the bin
+    /// below, and 5% of any smaller size), padded with PAD to the bin's length; the model holds the state at PAD
+    /// positions at zero, so it learns to run more steps than its input needs. dngpu only; the task's inputs
+    /// must hold no PAD of their own.</summary>
+    public bool BinPadding { get; init; }
     /// <summary>Parameter-sharing relaxation: number of parameter sets (1 = off).</summary>
     public int Relaxation { get; init; } = 1;
     public double RelaxationPull { get; init; } = 0.0005;
@@ -198,6 +203,7 @@ public sealed record RunConfig
         Require(Device is "cpu" or "cuda", $"device must be cpu or cuda, not '{Device}'");
         Require(Positions is "sinusoidal" or "learned", $"positions must be sinusoidal or learned, not '{Positions}'");
         Require(Arch != "transformer" || Maps % Heads == 0, "maps must be divisible by heads");
+        Require(!BinPadding || (Arch == "dngpu" && AllBins), "bin_padding needs arch dngpu with all_bins=true");
         Require(LrDecay is >= 0 and < 1, "lr_decay must be in [0, 1) (0 = off)");
         Require(LrDecayEvery >= 1, "lr_decay_every must be at least 1");
         Require(LrMinFactor is > 0 and <= 1, "lr_min_factor must be in (0, 1]");

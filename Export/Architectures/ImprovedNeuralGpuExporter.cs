@@ -28,8 +28,18 @@ public sealed class ImprovedNeuralGpuExporter : IArchitectureExporter
         string outBias = Weight(g, "out_bias", Parameter(model, "out_bias"));
 
         string s0 = g.Transpose(g.Gather(embedding, tokens, 0), 0, 2, 1); // [B, m, n]
+        // bin_padding: the state is held at zero on PAD positions (a per-token 0/1 table gathered to [B, 1, n])
+        string? mask = null;
+        if (model.Config.BinPadding)
+        {
+            var keep = new float[Parameter(model, "embedding").shape[0]];
+            Array.Fill(keep, 1f);
+            keep[Toolchain.Suites.AlgorithmicTask.Pad] = 0f;
+            mask = g.Unsqueeze(g.Gather(g.Initializer("pad_mask_table", keep, keep.Length), tokens, 0), 1);
+            s0 = g.Mul(s0, mask);
+        }
         var (final, states) = Recurrence.Build(g, loop, options, tokens, s0,
-            step: (b, s, _) => Step(b, weights, s, m, pad),
+            step: (b, s, _) => mask is null ? Step(b, weights, s, m, pad) : b.Mul(Step(b, weights, s, m, pad), mask),
             image: (b, s) => b.Transpose(s, 0, 2, 1));
         string logits = g.Linear(g.Transpose(final, 0, 2, 1), outWeight, outBias);
         return (logits, states);

@@ -19,11 +19,14 @@ namespace Toolchain.Train.Models;
 /// (towards position 0), the second third one position right, and leaves the rest in place.
 /// The saturation cost mean(relu(|x| - 0.9)) over every pre-activation keeps the gates off the flat parts.
 /// Initial gate biases: reset 0.5, update 0.7. Logits = O s_n at every position.
+/// With bin_padding the state is multiplied by mask = (token != PAD) after the embedding and after every step,
+/// as in the reference: a short example padded into a longer bin computes on its own positions only.
 /// </summary>
 public sealed class ImprovedNeuralGpu : AlgorithmicModel
 {
     private readonly int _m, _k;
     private readonly double _dropout;
+    private readonly bool _mask;
 
     private Parameter embedding;   // [V, m]
     private Parameter gate_weight; // [2m, m, k]: reset then update
@@ -35,7 +38,7 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
 
     public ImprovedNeuralGpu(RunConfig c, int vocab) : base("dngpu", c, vocab)
     {
-        (_m, _k, _dropout) = (c.Maps, c.KernelWidth, c.Dropout);
+        (_m, _k, _dropout, _mask) = (c.Maps, c.KernelWidth, c.Dropout, c.BinPadding);
         long fanIn = (long)_m * _k;
         embedding = Uniform(_m, vocab, _m);
         gate_weight = Uniform(fanIn, 2 * _m, _m, _k);
@@ -54,6 +57,8 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
     {
         long n = tokens.shape[1];
         var s = Embed(embedding, tokens).permute(0, 2, 1); // [B, m, n]
+        var mask = _mask ? tokens.ne(Toolchain.Suites.AlgorithmicTask.Pad).unsqueeze(1).to(s.dtype) : null; // [B, 1, n]
+        if (mask is not null) s = s * mask;
         var states = keepStates ? new List<Tensor> { s.permute(0, 2, 1) } : null;
         var saturation = torch.zeros(1, device: s.device).squeeze();
         long padding = _k / 2;
@@ -71,6 +76,7 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
             var candidate = candPre.clamp(-1, 1);
             if (training && _dropout > 0) candidate = F.dropout(candidate, _dropout, training: true);
             s = update * Shift(s) + (1 - update) * candidate;
+            if (mask is not null) s = s * mask;
             if (training) saturation = saturation + Saturation(gatesPre) + Saturation(candPre);
             states?.Add(s.permute(0, 2, 1));
             if (release)

@@ -98,6 +98,39 @@ public class NeuralGpuExportTests : IDisposable
     }
 
     [Fact]
+    public void Bin_padding_holds_the_state_at_zero_on_PAD_and_the_export_masks_the_same_way()
+    {
+        torch.manual_seed(5);
+        var config = (RunConfig.Preset("tiny", "dngpu", "badd") with { Maps = 6, BinPadding = true }).Validate();
+        using var model = ModelRegistry.Create(config, TaskRegistry.Get("badd").Vocab.Count);
+        model.eval();
+        var result = ModelExporter.Export(model, "test", new ExportOptions { WithStates = true, ParityMultiples = [1] });
+        var tokens = new long[] { 1, 2, 2, 1, 3, 2, 1, 2, 2, 0, 0, 0, 0 };  // a 4-bit sum padded into a 13-long bin
+        float[] expectedLogits, expectedStates;
+        using (torch.no_grad())
+        {
+            var output = model.Run(torch.tensor(tokens, [1, 13]), keepStates: true);
+            var padStates = output.States![.., .., 9..];  // [1, n+1, 4 PAD positions, m]
+            padStates.abs().max().item<float>().Should().Be(0f, "the state on PAD positions stays zero at every step");
+            output.States[.., .., ..9].abs().max().item<float>().Should().BeGreaterThan(0f);
+            expectedLogits = output.Logits.contiguous().data<float>().ToArray();
+            expectedStates = output.States.contiguous().data<float>().ToArray();
+        }
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(result.Model.ToByteArray());
+        using var input = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(tokens, [1, 13]);
+        using var outputs = session.Run(new Microsoft.ML.OnnxRuntime.RunOptions(), ["tokens"], [input], ["logits", "states"]);
+        outputs[0].GetTensorDataAsSpan<float>().ToArray().Zip(expectedLogits, (a, b) => Math.Abs(a - b)).Max().Should().BeLessThan(1e-4f);
+        outputs[1].GetTensorDataAsSpan<float>().ToArray().Zip(expectedStates, (a, b) => Math.Abs(a - b)).Max().Should().BeLessThan(1e-4f);
+
+        // without the mask the padded positions compute (the test above would be vacuous otherwise)
+        using var unmasked = ModelRegistry.Create(config with { BinPadding = false }, TaskRegistry.Get("badd").Vocab.Count);
+        Trainer.LoadParameters(unmasked, model.named_parameters().ToDictionary(p => p.name, p => (torch.Tensor)p.parameter), "test");
+        unmasked.eval();
+        using (torch.no_grad())
+            unmasked.Run(torch.tensor(tokens, [1, 13]), keepStates: true).States![.., .., 9..].abs().max().item<float>().Should().BeGreaterThan(0f);
+    }
+
+    [Fact]
     public void A_model_whose_graph_disagrees_with_TorchSharp_is_refused()
     {
         using var model = Tiny("dngpu");

@@ -1,0 +1,28 @@
+#!/usr/bin/env python3
+"""Print the README's zoo table (markdown) from the committed cards: tools/zoo-table.py [models-dir]."""
+import json, pathlib, sys
+
+models = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "models")
+levels = ["k4", "1x", "10x", "100x", "1000x"]
+
+
+def wall(seconds):
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{round(seconds / 60)} min" if seconds >= 60 else f"{round(seconds)} s"
+
+
+def cell(level):
+    if not level or level.get("status") not in ("complete", "trimmed"):
+        return "-"
+    return f"{level['sequence_accuracy'] * 100:.1f}%" + ("*" if level["status"] == "trimmed" else "")
+
+
+print("| model | steps | training wall time | exhaustive k4 | 1x | 10x | 100x | 1000x | break point |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+for path in sorted(models.glob("*.card.json")):
+    card = json.loads(path.read_text())
+    got = card.get("levels", {})
+    point = card.get("break_point", "-").split(": ", 1)[-1]
+    row = [f"`{card['name']}`", f"{card['steps']:,}", wall(card["wall_time_seconds"])] + [cell(got.get(l)) for l in levels] + [point]
+    print("| " + " | ".join(row) + " |")
