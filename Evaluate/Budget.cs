@@ -181,7 +181,7 @@ public sealed class PeakMeter(OnnxRunner runner)
 /// one example at two lengths, extrapolated with the growth exponent fitted between them (an attention
 /// model's scores grow as length^2), and never below the static guess.
 /// </summary>
-public sealed record MemoryModel(long StaticBytesPerToken, long? ProbeBytes = null, int ProbeLength = 0, double Exponent = 1, int? PreviousLength = null, long StatesBytesPerCell = 0)
+public sealed record MemoryModel(long StaticBytesPerToken, long? ProbeBytes = null, int ProbeLength = 0, double Exponent = 1, int? PreviousLength = null)
 {
     [System.Text.Json.Serialization.JsonIgnore]
     public bool Probed => ProbeBytes is not null;
@@ -190,9 +190,6 @@ public sealed record MemoryModel(long StaticBytesPerToken, long? ProbeBytes = nu
     {
         double linear = (double)Math.Max(1, length) * StaticBytesPerToken;
         double bytes = ProbeBytes is { } b ? Math.Max(linear, b * Math.Pow((double)length / ProbeLength, Exponent)) : linear;
-        // a model with the optional `states` output: ONNX Runtime computes the state at every step even when only
-        // `logits` is asked for (a Loop's scan output), (length + 1) x length x channels floats per example
-        bytes += (double)(length + 1) * length * StatesBytesPerCell;
         return (long)Math.Min(bytes, long.MaxValue / 2.0);
     }
 

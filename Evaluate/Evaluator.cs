@@ -37,23 +37,10 @@ public static class Evaluator
 {
     public const string PlanFile = "plan.json", UnitsFile = "units.jsonl", BreakPointFile = "breakpoint.json";
 
-    /// <summary>Adds the `states` output's memory, (length + 1) x length x channels floats per example, which
-    /// ONNX Runtime produces whether asked for or not, counted <see cref="StatesCopies"/> times: the zoo's
-    /// dngpu-copy (48 channels) was killed by the kernel at 20 GB resident grading 28 examples of length 2,000
-    /// before the states were counted, and again at 20 GB with batches of at most 11 when they were counted once
-    /// (768 MB each): at least 2.4 copies in practice (the Loop's per-step scan buffers, the concatenated scan
-    /// output, its transpose and the final concat). Counted 4 times, dngpu-reverse graded 28 examples of length
-    /// 2,000 at 20.9 GB resident against a budget of 21.4 GB, leaving 0.4 GB free beside a training process:
-    /// a fifth copy is the margin.</summary>
-    public static MemoryModel WithStates(MemoryModel m, ModelInfo model, OnnxRunner runner) =>
-        runner.HasStates ? m with { StatesBytesPerCell = model.StatesChannels * 4 * StatesCopies } : m;
-
-    /// <summary>The memory estimate without a probe: the static per-token guess, plus the states.</summary>
-    private static MemoryModel StaticMemory(ModelInfo model, OnnxRunner runner) =>
-        WithStates(new MemoryModel(MemoryGuard.StaticBytesPerToken(model.Task.Vocab.Count, model.ActivationBytesPerToken)), model, runner);
-
-    /// <summary>How many copies of the states tensor a run holds at its peak (see <see cref="WithStates"/>).</summary>
-    public const int StatesCopies = 5;
+    /// <summary>The memory estimate without a probe: the static per-token guess. (Graded models carry no
+    /// `states`: <see cref="ModelIntake.Open"/> prunes it.)</summary>
+    private static MemoryModel StaticMemory(ModelInfo model) =>
+        new(MemoryGuard.StaticBytesPerToken(model.Task.Vocab.Count, model.ActivationBytesPerToken));
 
     public static Results Run(ModelInfo model, OnnxRunner runner, EvalOptions o)
     {
@@ -110,13 +97,13 @@ public static class Evaluator
             if (File.Exists(planPath) || File.Exists(unitsPath))
                 throw new EvaluationException($"'{o.OutDir}' already holds a run ({PlanFile}); pass --resume to continue it, or choose an empty --out");
             CostModel? cost = null;
-            var memory = StaticMemory(model, runner);
+            var memory = StaticMemory(model);
             if (budgetSeconds is not null)
             {
                 int probeSize = Math.Max(task.MinSize, Math.Min(model.TrainLength, resolved.Count > 0 ? resolved.Min(l => l.Size) : model.TrainLength));
                 int longest = resolved.Select(l => task.LengthForSize(l.Size)).Concat(cases.Select(c => c.Example.Length)).DefaultIfEmpty(0).Max();
                 // memory first: the session's memory pool keeps what the timing runs take, which would hide growth
-                memory = WithStates(MemoryModel.Probe(runner, task, probeSize, longest / 4, memory.StaticBytesPerToken, available, o.Suite.Seed, log, model.CostExponent ?? 2), model, runner);
+                memory = MemoryModel.Probe(runner, task, probeSize, longest / 4, memory.StaticBytesPerToken, available, o.Suite.Seed, log, model.CostExponent ?? 2);
                 cost = CostModel.Probe(runner, task, probeSize, model.CostExponent, o.Suite.Seed, maxLength: Math.Max(task.LengthForSize(probeSize), longest / 4));
                 log($"budget: probe at length {cost.ProbeLength:N0} gives {cost.Seconds(cost.ProbeLength, 1) * 1000:0.###} ms/example, cost ~ length^{cost.Exponent:0.##}{(cost.ExponentFitted ? " (fitted)" : "")}");
             }
@@ -149,7 +136,7 @@ public static class Evaluator
         var units = WorkPlanner.ForShard(WorkPlanner.Units(plan), o.Shard);
         var caseExamples = cases.ToDictionary(c => c.Case.Name, c => c.Example);
         var notes = new List<string>();
-        var memoryModel = plan.Memory ?? StaticMemory(model, runner);
+        var memoryModel = plan.Memory ?? StaticMemory(model);
         // Linux overcommits memory: a batch too large for the machine is not an allocation failure ONNX Runtime
         // could recover from but a kernel kill, so every sub-batch (levels, cases, break point) is sized from
         // the memory estimate up front

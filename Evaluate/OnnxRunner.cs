@@ -169,8 +169,6 @@ public sealed class OnnxRunner : IDisposable
 
     public InferenceSession Session => _session;
 
-    /// <summary>Whether the model also has the optional `states` output (computed even when not requested).</summary>
-    public bool HasStates => _session.OutputMetadata.ContainsKey("states");
 
     /// <summary>Most examples of a length that may run together for memory (the evaluator sets it from its memory
     /// estimate); null: no limit besides the token and batch bounds.</summary>

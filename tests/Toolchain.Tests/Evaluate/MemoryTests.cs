@@ -170,18 +170,6 @@ public class MemoryTests
     }
 
     [Fact]
-    public void A_model_with_a_states_output_is_charged_for_every_step_image()
-    {
-        var m = new MemoryModel(100) with { StatesBytesPerCell = 48 * 4 };
-        // 2,001 images of 2,000 x 48 floats: 768 MB for one example (the zoo's dngpu-copy at 100x), plus the linear part
-        m.BytesPerExample(2_000).Should().Be(2_000L * 100 + 2_001L * 2_000 * 192);
-        m.MaxBatch(2_000, 18L << 30).Should().BeLessThan(28, "28 examples at once were OOM-killed at 20 GB");
-        var info = new ModelInfo("m.onnx", "m.onnx", "", 0, TaskRegistry.Get("badd"), 20, "ngpu", "{\"maps\": 24, \"width\": 4}", null, true, 10, 21);
-        info.StatesChannels.Should().Be(96);
-        (info with { Arch = "dngpu", ConfigJson = "{\"maps\": 48, \"width\": 4}" }).StatesChannels.Should().Be(48);
-    }
-
-    [Fact]
     public void The_memory_probe_keeps_the_linear_guess_when_growth_is_too_small_to_measure_and_fits_linear_growth()
     {
         var task = TaskRegistry.Get("copy");
