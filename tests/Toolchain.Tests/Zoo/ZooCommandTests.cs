@@ -11,7 +11,7 @@ public class ZooCommandTests
         File.WriteAllText(tmp["zoo.yaml"], """
             models:
               - {name: bad-copy, task: copy, arch: cnn, preset: tiny, steps: 2}
-              - {name: good-copy, task: copy, arch: cnn, preset: tiny, steps: 2}
+              - {name: good-copy, task: copy, arch: cnn, preset: tiny, steps: 2, note: "trained on a test machine"}
             """);
         string models = tmp["models"];
         Directory.CreateDirectory(models);
@@ -25,8 +25,21 @@ public class ZooCommandTests
         output.Should().Contain("== good-copy: exported at step 2");
         output.Should().MatchRegex(@"== good-copy: k4 [0-9.]+%, 1x [0-9.]+%");
         output.Should().EndWith("== 1 zoo model failed: bad-copy\n");
-        File.Exists(Path.Combine(models, "good-copy.card.json")).Should().BeTrue();
+        var card = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(models, "good-copy.card.json")))!;
+        card["note"]!.GetValue<string>().Should().Be("trained on a test machine", "a zoo entry's note is copied to its card");
+        card["steps"]!.GetValue<long>().Should().Be(2);
         File.Exists(Path.Combine(models, "good-copy.report", "results.json")).Should().BeTrue();
+        // --regrade grades the published model again and keeps what the card says about training
+        File.WriteAllText(Path.Combine(models, "good-copy.report", "stale.txt"), "from the first grading");
+        var (code2, output2, err2) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--models", models, "--eval-minutes", "0.05", "--only", "good-copy", "--regrade");
+        code2.Should().Be(0, output2 + err2);
+        output2.Should().MatchRegex(@"== good-copy: regraded: k4 [0-9.]+%, 1x [0-9.]+%").And.NotContain("exported");
+        var card2 = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(models, "good-copy.card.json")))!;
+        card2["note"]!.GetValue<string>().Should().Be("trained on a test machine");
+        card2["checkpoint_sha256"]!.GetValue<string>().Should().Be(card["checkpoint_sha256"]!.GetValue<string>());
+        card2["levels"]!["1x"].Should().NotBeNull();
+        File.Exists(Path.Combine(models, "good-copy.report", "stale.txt")).Should().BeFalse("the report is written afresh");
+        CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--models", models, "--only", "bad-copy", "--regrade").Code.Should().Be(1, "bad-copy has no published model");
         // the model that could not be graded is not left behind without a card
         File.Exists(Path.Combine(models, "bad-copy.onnx")).Should().BeFalse();
         File.Exists(Path.Combine(models, "bad-copy.card.json")).Should().BeFalse();

@@ -13,7 +13,8 @@ using YamlDotNet.RepresentationModel;
 namespace Toolchain.Cli.Commands;
 
 /// <summary>One zoo entry of zoo/zoo.yaml.</summary>
-public sealed record ZooEntry(string Name, string Task, string Arch, string? Preset, int Steps, IReadOnlyList<string> Set);
+/// <param name="Note">Free text for the card: where training ran when not (only) on the grading machine, say.</param>
+public sealed record ZooEntry(string Name, string Task, string Arch, string? Preset, int Steps, IReadOnlyList<string> Set, string? Note = null);
 
 /// <summary>
 /// `toolchain zoo [--only NAME,...] [--no-train] [--threads N] [--eval-minutes M]`: trains (resuming), exports,
@@ -31,7 +32,8 @@ public static class ZooCommand
         var threads = new Option<int>("--threads") { Description = "torch threads for training", DefaultValueFactory = _ => 1 };
         var evalMinutes = new Option<double>("--eval-minutes") { Description = "grading budget per model (standard suite)", DefaultValueFactory = _ => 3 };
         var models = new Option<string>("--models") { Description = "where models, cards and reports go", DefaultValueFactory = _ => "models" };
-        var cmd = new Command("zoo", "train, export, grade and describe the zoo models of zoo/zoo.yaml (resumable)") { file, only, noTrain, threads, evalMinutes, models };
+        var regrade = new Option<bool>("--regrade") { Description = "grade the published models/NAME.onnx again (no training, no export) and update the measured part of its card" };
+        var cmd = new Command("zoo", "train, export, grade and describe the zoo models of zoo/zoo.yaml (resumable)") { file, only, noTrain, threads, evalMinutes, models, regrade };
         cmd.SetAction((r, cancel) =>
         {
             var w = r.InvocationConfiguration.Output;
@@ -52,6 +54,11 @@ public static class ZooCommand
             {
                 if (cancel.IsCancellationRequested) break;
                 string runDir = Path.Combine(runs, e.Name);
+                if (r.GetValue(regrade))
+                {
+                    if (!Regrade(e, outDir, r.GetValue(evalMinutes), w)) failed.Add(e.Name);
+                    continue;
+                }
                 if (!r.GetValue(noTrain)) Train(e, runDir, r.GetValue(threads), w, cancel);
                 if (cancel.IsCancellationRequested || Checkpoint.InDirectory(runDir).Count == 0) continue;
                 if (!Publish(e, runDir, outDir, r.GetValue(evalMinutes), w)) failed.Add(e.Name);
@@ -75,7 +82,7 @@ public static class ZooCommand
             string Get(string key) => m.Children.TryGetValue(new YamlScalarNode(key), out var v) ? ((YamlScalarNode)v).Value! : throw new UserError($"{path}:{m.Start.Line}: zoo entry without '{key}'");
             string? Opt(string key) => m.Children.TryGetValue(new YamlScalarNode(key), out var v) ? ((YamlScalarNode)v).Value : null;
             var set = m.Children.TryGetValue(new YamlScalarNode("set"), out var s) ? ((YamlSequenceNode)s).Children.Select(x => ((YamlScalarNode)x).Value!).ToList() : [];
-            list.Add(new ZooEntry(Get("name"), Get("task"), Get("arch"), Opt("preset"), int.Parse(Get("steps"), CultureInfo.InvariantCulture), set));
+            list.Add(new ZooEntry(Get("name"), Get("task"), Get("arch"), Opt("preset"), int.Parse(Get("steps"), CultureInfo.InvariantCulture), set, Opt("note")));
         }
         return list;
     }
@@ -136,7 +143,43 @@ public static class ZooCommand
         if (Directory.Exists(report)) Directory.Delete(report, recursive: true);
     }
 
+    /// <summary>Grades a published model again (a larger budget, a newer evaluator) and rewrites the measured
+    /// fields of its card (model hash, claim, levels, break point, summary), keeping what it says about training.</summary>
+    private static bool Regrade(ZooEntry e, string outDir, double evalMinutes, TextWriter w)
+    {
+        string onnx = Path.Combine(outDir, e.Name + ".onnx"), cardPath = Path.Combine(outDir, e.Name + ".card.json");
+        if (!File.Exists(onnx) || !File.Exists(cardPath))
+        {
+            Cli.Line(w, $"== {e.Name}: not regraded: {onnx} or its card is missing; publish it first (toolchain zoo --only {e.Name})");
+            return false;
+        }
+        try
+        {
+            var card = (JsonObject)JsonNode.Parse(File.ReadAllText(cardPath))!;
+            var results = Evaluate(e, onnx, outDir, evalMinutes, w);
+            foreach (var (key, value) in Measured(onnx, results))
+                card[key] = value?.DeepClone();
+            AtomicFile.Write(cardPath, card.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+            Cli.Line(w, $"== {e.Name}: regraded: {card["summary"]}");
+            return true;
+        }
+        catch (Exception x) when (x is not OperationCanceledException)
+        {
+            Cli.Line(w, $"== {e.Name}: not regraded: {Cli.OneLine(x)}");
+            return false;
+        }
+    }
+
     private static void Grade(ZooEntry e, Checkpoint ckpt, TrainerState state, string onnx, string outDir, double evalMinutes, TextWriter w)
+    {
+        var results = Evaluate(e, onnx, outDir, evalMinutes, w);
+        var card = Card(e, ckpt, state, onnx, results);
+        AtomicFile.Write(Path.Combine(outDir, e.Name + ".card.json"), card.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        Cli.Line(w, $"== {e.Name}: {card["summary"]}");
+    }
+
+    /// <summary>Grades on the standard suite with a break-point search into models/NAME.report/.</summary>
+    private static Results Evaluate(ZooEntry e, string onnx, string outDir, double evalMinutes, TextWriter w)
     {
         string reportDir = Path.Combine(outDir, e.Name + ".report");
         if (Directory.Exists(reportDir)) Directory.Delete(reportDir, recursive: true);
@@ -156,15 +199,37 @@ public static class ZooCommand
         }
         foreach (var f in new[] { Evaluator.PlanFile, Evaluator.UnitsFile, Evaluator.BreakPointFile })
             File.Delete(Path.Combine(reportDir, f)); // resume bookkeeping; the card and results.json carry the outcome
-        var card = Card(e, ckpt, state, onnx, results);
-        AtomicFile.Write(Path.Combine(outDir, e.Name + ".card.json"), card.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        Cli.Line(w, $"== {e.Name}: {card["summary"]}");
+        return results;
     }
 
     /// <summary>The model card: what was trained, how long, where, and what the graded report measured.
     /// The claim is the 95% Wilson lower bound of the 1x random sequence accuracy, rounded down: a fresh run
     /// of the same examples must reach it.</summary>
     private static JsonObject Card(ZooEntry e, Checkpoint ckpt, TrainerState state, string onnx, Results results)
+    {
+        var card = new JsonObject
+        {
+            ["name"] = e.Name,
+            ["task"] = e.Task,
+            ["arch"] = e.Arch,
+            ["preset"] = e.Preset ?? RunConfig.DefaultPreset(e.Arch),
+            ["seed"] = ckpt.Config.Seed,
+            ["train_length"] = ckpt.Config.TrainLength,
+            ["steps"] = state.Step,
+            ["planned_steps"] = e.Steps,
+            ["wall_time_seconds"] = Math.Round(state.WallSeconds),
+            ["machine"] = Machine(),
+            ["note"] = e.Note,
+            ["model"] = Path.GetFileName(onnx),
+            ["checkpoint_sha256"] = ckpt.FileHash,
+            ["config"] = JsonNode.Parse(ckpt.Config.ToJson()),
+        };
+        foreach (var (key, value) in Measured(onnx, results)) card[key] = value?.DeepClone();
+        return card;
+    }
+
+    /// <summary>The card's measured fields: the graded model's hash, the claim, the levels, the break point.</summary>
+    private static JsonObject Measured(string onnx, Results results)
     {
         var oneX = results.Levels.FirstOrDefault(l => l.Name == "1x");
         var random = oneX?.Families.FirstOrDefault(f => f.Family == AlgorithmicTask.Random);
@@ -184,20 +249,7 @@ public static class ZooCommand
             + (results.BreakPoint is { } bp ? "; " + bp.Verdict : "");
         return new JsonObject
         {
-            ["name"] = e.Name,
-            ["task"] = e.Task,
-            ["arch"] = e.Arch,
-            ["preset"] = e.Preset ?? RunConfig.DefaultPreset(e.Arch),
-            ["seed"] = ckpt.Config.Seed,
-            ["train_length"] = ckpt.Config.TrainLength,
-            ["steps"] = state.Step,
-            ["planned_steps"] = e.Steps,
-            ["wall_time_seconds"] = Math.Round(state.WallSeconds),
-            ["machine"] = Machine(),
-            ["model"] = Path.GetFileName(onnx),
             ["model_sha256"] = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(onnx))),
-            ["checkpoint_sha256"] = ckpt.FileHash,
-            ["config"] = JsonNode.Parse(ckpt.Config.ToJson()),
             ["claim"] = new JsonObject { ["level"] = "1x", ["family"] = "random", ["samples"] = random?.Samples ?? 0, ["min_sequence_accuracy"] = claim },
             ["levels"] = levels,
             ["break_point"] = results.BreakPoint?.Verdict,
