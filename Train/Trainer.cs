@@ -245,8 +245,8 @@ public sealed class Trainer : IDisposable
         int examples = 0;
         foreach (int size in sizes)
         {
-            int below = Array.IndexOf(bins, size) is int at and > 0 ? bins[at - 1] : _task.MinSize - 1;
-            var (tokens, targets) = Batch(size, rng, _config.BinPadding ? below : null);
+            int? below = !_config.BinPadding ? null : Array.IndexOf(bins, size) is int at and > 0 ? bins[at - 1] : _task.MinSize - 1;
+            var (tokens, targets) = Batch(size, rng, below);
             var output = _model.Run(tokens, keepStates: false);
             var logits = output.Logits;
             loss = loss + F.cross_entropy(logits.reshape(-1, _task.Vocab.Count), targets.reshape(-1));

@@ -3,7 +3,8 @@
 #
 # TorchSharp-cuda-linux is not on every package feed. TorchSharp 0.107 (built against libtorch 2.10) was seen to
 # run forward, backward and Adamax steps on an H200 with PyTorch 2.11.0+cu130's torch/lib put first on the loader
-# path (2026-11-26): the zoo's dngpu-bmul and dngpu-badd runs continued there at about 7x this project's 2-core CPU.
+# path (2026-11-26): the zoo's dngpu-bmul and dngpu-badd runs continued there at 6.9x and 3.0x the examples/s of
+# one core of this project's 2-core CPU.
 #
 # Expects a self-contained build (no .NET SDK needed on the GPU machine):
 #     dotnet publish tools/toolchain -c Release -r linux-x64 --self-contained -o out/toolchain

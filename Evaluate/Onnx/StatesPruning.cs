@@ -6,9 +6,9 @@ namespace Toolchain.Evaluate.Onnx;
 /// <summary>
 /// Drops a model's optional `states` output, and everything that only fed it, before grading. ONNX Runtime runs
 /// every node of a graph whatever outputs are asked for, so a zoo model exported with its mental image would
-/// otherwise build a (length + 1) x length x channels tensor per example that grading never reads: 3.8 GB for
-/// one length-2,000 example of a 48-map dngpu counting its copies, and most of the 20.9 GB dngpu-reverse used at
-/// 100x. The pruned graph computes the same logits with the same nodes.
+/// otherwise build a (length + 1) x length x channels tensor per example that grading never reads (768 MB for one
+/// length-2,000 example of a 48-map dngpu, before ONNX Runtime's copies of it): grading dngpu-reverse at 100x
+/// with it reached 20.9 GB resident. The pruned graph computes the same logits with the same nodes.
 /// </summary>
 public static class StatesPruning
 {

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using Toolchain.Train;
 using Toolchain.Train.Models;
 
@@ -55,13 +54,9 @@ public static class TrainCommand
             Cli.Line(w, $"training {config.Arch} on {config.Task}, train length {config.TrainLength}, {config.Steps} steps, device {config.Device}, run dir {dir}");
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
             if (limit is double m) stop.CancelAfter(TimeSpan.FromMinutes(m));
-            // SIGTERM (a job scheduler, `timeout`, a shutdown) and Ctrl+C finish the current step and save a checkpoint
-            bool signalled = false;
-            void OnSignal(PosixSignalContext c) { c.Cancel = true; signalled = true; stop.Cancel(); }
-            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-            var result = trainer.Run(stop.Token);
-            Cli.Line(w, signalled || cancel.IsCancellationRequested ? $"interrupted; checkpoint saved at step {trainer.Step}; continue with --resume"
+            using var signals = Cli.CancelOnSignals(stop, out var signalled);
+            trainer.Run(stop.Token);
+            Cli.Line(w, signalled() || cancel.IsCancellationRequested ? $"interrupted; checkpoint saved at step {trainer.Step}; continue with --resume"
                 : stop.IsCancellationRequested ? $"time limit of {limit} min reached; checkpoint saved at step {trainer.Step}; continue with --resume"
                 : $"done: {dir}");
             return Task.FromResult(0);

@@ -34,8 +34,12 @@ public static class ZooCommand
         var models = new Option<string>("--models") { Description = "where models, cards and reports go", DefaultValueFactory = _ => "models" };
         var regrade = new Option<bool>("--regrade") { Description = "grade the published models/NAME.onnx again (no training, no export) and update the measured part of its card" };
         var cmd = new Command("zoo", "train, export, grade and describe the zoo models of zoo/zoo.yaml (resumable)") { file, only, noTrain, threads, evalMinutes, models, regrade };
-        cmd.SetAction((r, cancel) =>
+        cmd.SetAction((r, token) =>
         {
+            // a signal stops training after its step, with a checkpoint, and ends the zoo run there
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(token);
+            using var signals = Cli.CancelOnSignals(stop, out _);
+            var cancel = stop.Token;
             var w = r.InvocationConfiguration.Output;
             string zooFile = r.GetValue(file)!;
             var entries = Load(zooFile);
@@ -63,6 +67,7 @@ public static class ZooCommand
                 if (cancel.IsCancellationRequested || Checkpoint.InDirectory(runDir).Count == 0) continue;
                 if (!Publish(e, runDir, outDir, r.GetValue(evalMinutes), w)) failed.Add(e.Name);
             }
+            if (cancel.IsCancellationRequested) Cli.Line(w, "== interrupted: training stopped with a checkpoint saved; run the same command to continue");
             if (failed.Count == 0) return Task.FromResult(0);
             Cli.Line(w, $"== {failed.Count} zoo model{(failed.Count == 1 ? "" : "s")} failed: {string.Join(", ", failed)}");
             return Task.FromResult(Cli.CheckFailed);
