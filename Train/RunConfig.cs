@@ -91,6 +91,13 @@ public sealed record RunConfig
     public int LogEvery { get; init; } = 25;
     public int CheckpointEvery { get; init; } = 100;
     public int KeepCheckpoints { get; init; } = 3;
+    /// <summary>Length-generalization probe while training: every probe_every steps (0 = off) grade probe_samples
+    /// random examples at each of probe_sizes (comma-separated sizes, e.g. "40,200": 2x and 10x of 20) with the
+    /// model in inference mode, as the DNGPU reference checks length 401 every 200 steps. Logged and written to
+    /// metrics.jsonl; it changes nothing in training, so a resume may change it.</summary>
+    public int ProbeEvery { get; init; }
+    public string ProbeSizes { get; init; } = "";
+    public int ProbeSamples { get; init; } = 32;
     /// <summary>cpu or cuda.</summary>
     public string Device { get; init; } = "cpu";
     /// <summary>Torch intra-op threads; 0 keeps the library default.</summary>
@@ -107,6 +114,12 @@ public sealed record RunConfig
 
     public static RunConfig FromJson(string json) =>
         JsonSerializer.Deserialize<RunConfig>(json, Json) ?? throw new InvalidDataException("empty run configuration");
+
+    /// <summary>probe_sizes as numbers; a malformed or non-positive entry is an error naming it.</summary>
+    public int[] ParseProbeSizes() =>
+        [.. ProbeSizes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(t =>
+            int.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v >= 1 ? v
+            : throw new ArgumentException($"probe_sizes: '{t}' is not a size (a positive whole number); write e.g. probe_sizes=40,200"))];
 
     /// <summary>Named presets. Every value stays overridable.</summary>
     public static IReadOnlyDictionary<string, string> PresetDescriptions { get; } = new Dictionary<string, string>
@@ -207,6 +220,8 @@ public sealed record RunConfig
         Require(LrDecay is >= 0 and < 1, "lr_decay must be in [0, 1) (0 = off)");
         Require(LrDecayEvery >= 1, "lr_decay_every must be at least 1");
         Require(LrMinFactor is > 0 and <= 1, "lr_min_factor must be in (0, 1]");
+        Require(ProbeEvery >= 0 && ProbeSamples >= 1, "probe_every must be at least 0 (0 = off) and probe_samples at least 1");
+        Require(ParseProbeSizes().Length > 0 || ProbeEvery == 0, "probe_every needs probe_sizes, e.g. probe_sizes=40,200");
         Require(KeepCheckpoints >= 1 && CheckpointEvery >= 1 && LogEvery >= 1, "keep_checkpoints, checkpoint_every and log_every must be at least 1");
         return this;
     }

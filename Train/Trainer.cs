@@ -96,9 +96,10 @@ public sealed class Trainer : IDisposable
                 continue;
             }
             var saved = ckpt.Config with { Steps = _config.Steps, LogEvery = _config.LogEvery, CheckpointEvery = _config.CheckpointEvery, KeepCheckpoints = _config.KeepCheckpoints, Threads = _config.Threads, Device = _config.Device,
-                LrDecay = _config.LrDecay, LrDecayEvery = _config.LrDecayEvery, LrMinFactor = _config.LrMinFactor, GradNoise = _config.GradNoise };
+                LrDecay = _config.LrDecay, LrDecayEvery = _config.LrDecayEvery, LrMinFactor = _config.LrMinFactor, GradNoise = _config.GradNoise,
+                ProbeEvery = _config.ProbeEvery, ProbeSizes = _config.ProbeSizes, ProbeSamples = _config.ProbeSamples };
             if (saved != _config)
-                throw new ArgumentException($"{file}: the checkpoint was trained with a different configuration; resume with the same settings (only steps, logging, checkpointing, threads, device, the learning-rate decay and the gradient noise may change). Saved: {ckpt.Config.ToJson()}");
+                throw new ArgumentException($"{file}: the checkpoint was trained with a different configuration; resume with the same settings (only steps, logging, checkpointing, probing, threads, device, the learning-rate decay and the gradient noise may change). Saved: {ckpt.Config.ToJson()}");
             Restore(ckpt);
             if (ckpt.Config.GradNoise != _config.GradNoise)
                 _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resume: gradient noise changes from {ckpt.Config.GradNoise} to {_config.GradNoise} at step {_state.Step}"));
@@ -209,10 +210,49 @@ public sealed class Trainer : IDisposable
                 result.Events.Add($"step {_state.Step}: relaxation parameter sets averaged into one");
                 _log.WriteLine(result.Events[^1]);
             }
+            if (_config.ProbeEvery > 0 && (_state.Step % _config.ProbeEvery == 0 || last))
+            {
+                var probe = Probe();
+                metrics.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { step = _state.Step, probe = probe.ToDictionary(p => p.Size.ToString(CultureInfo.InvariantCulture), p => new { sequence_accuracy = p.Seq, symbol_accuracy = p.Sym, samples = _config.ProbeSamples }) }));
+                _log.WriteLine($"probe  {_state.Step,6}  " + string.Join("  ", probe.Select(p => string.Create(CultureInfo.InvariantCulture,
+                    $"size {p.Size} (x{p.Size / (double)_config.TrainLength:0.#}) seq {p.Seq * 100:F1}% sym {p.Sym * 100:F2}%"))));
+            }
             if (_state.Step % _config.CheckpointEvery == 0 || last) SaveCheckpoint();
             AfterStep?.Invoke(_state.Step);
         }
         if (cancel.IsCancellationRequested) SaveCheckpoint();
+        return result;
+    }
+
+    /// <summary>Sequence and symbol accuracy of the model in inference mode on probe_samples random examples at
+    /// each probe size. The examples depend on (seed, size) only, so every probe of a run sees the same ones.</summary>
+    public List<(int Size, double Seq, double Sym)> Probe()
+    {
+        var result = new List<(int, double, double)>();
+        bool wasTraining = _model.training;
+        _model.eval();
+        try
+        {
+            foreach (int size in _config.ParseProbeSizes())
+            {
+                using var scope = torch.NewDisposeScope();
+                using var noGrad = torch.no_grad();
+                var rng = Rng.For(_config.Seed, "probe", size);
+                int length = _task.LengthForSize(size), n = _config.ProbeSamples;
+                var tokens = new long[n * length];
+                var targets = new long[n * length];
+                for (int b = 0; b < n; b++)
+                {
+                    var ex = _task.Generate(size, AlgorithmicTask.Random, rng);
+                    Array.Copy(ex.Input, 0, tokens, b * length, ex.Length);
+                    Array.Copy(ex.Target, 0, targets, b * length, ex.Length);
+                }
+                var logits = _model.Run(torch.tensor(tokens, [n, length], device: _device), keepStates: false).Logits;
+                var correct = logits.argmax(-1).eq(torch.tensor(targets, [n, length], device: _device));
+                result.Add((size, correct.all(1).to(ScalarType.Float32).mean().item<float>(), correct.to(ScalarType.Float32).mean().item<float>()));
+            }
+        }
+        finally { _model.train(wasTraining); }
         return result;
     }
 

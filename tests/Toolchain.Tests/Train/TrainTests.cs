@@ -64,8 +64,9 @@ public class TrainTests : IDisposable
     [Fact]
     public void Tiny_dngpu_learns_copy_to_full_sequence_accuracy_at_its_training_length()
     {
-        var config = Tiny("dngpu", "copy") with { Maps = 16, BatchSize = 16, Steps = 200, LogEvery = 50, CheckpointEvery = 200 };
-        using var trainer = new Trainer(config, _dir);
+        var config = Tiny("dngpu", "copy") with { Maps = 16, BatchSize = 16, Steps = 200, LogEvery = 50, CheckpointEvery = 200, ProbeEvery = 100, ProbeSizes = "6, 30" };
+        var log = new StringWriter();
+        using var trainer = new Trainer(config, _dir, log);
         trainer.Run();
         var task = TaskRegistry.Get("copy");
         var model = trainer.Model;
@@ -82,6 +83,14 @@ public class TrainTests : IDisposable
             if (task.Check(ex.Input, predicted).Correct) correct++;
         }
         correct.Should().Be(total, "a tiny dngpu must learn copy exactly at its training length");
+
+        // the length probe ran at steps 100 and 200 and agrees with the exact check above at the training size
+        var probes = File.ReadAllLines(Path.Combine(_dir, "metrics.jsonl")).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!)
+            .Where(n => n["probe"] is not null).ToList();
+        probes.Select(n => n["step"]!.GetValue<long>()).Should().Equal(100, 200);
+        probes[^1]["probe"]!["6"]!["sequence_accuracy"]!.GetValue<double>().Should().Be(1.0);
+        probes[^1]["probe"]!["30"]!["samples"]!.GetValue<int>().Should().Be(32);
+        log.ToString().Should().Contain("probe     200  size 6 (x1) seq 100.0%").And.Contain("size 30 (x5)");
     }
 
     [Fact]
@@ -127,7 +136,7 @@ public class TrainTests : IDisposable
         rates.Last().Should().BeLessThan(rates.First(), log.ToString());
         rates.Min().Should().BeGreaterThanOrEqualTo(1e-12 * 0.2 * 0.999, "never below learning_rate * lr_min_factor");
         var resumeLog = new StringWriter();
-        using (var t = new Trainer(config with { Steps = 40, LrDecay = 0.9, GradNoise = 0.01 }, _dir, resumeLog)) t.TryResume().Should().BeTrue();
+        using (var t = new Trainer(config with { Steps = 40, LrDecay = 0.9, GradNoise = 0.01, ProbeEvery = 5, ProbeSizes = "12" }, _dir, resumeLog)) t.TryResume().Should().BeTrue();
         resumeLog.ToString().Should().Contain("gradient noise changes from 0 to 0.01 at step 30");
         using (var t = new Trainer(config with { Steps = 40, Maps = 12 }, _dir))
             t.Invoking(x => x.TryResume()).Should().Throw<ArgumentException>().WithMessage("*different configuration*");
@@ -247,6 +256,8 @@ public class TrainTests : IDisposable
         FluentActions.Invoking(() => c.With(["curriculum=maybe"])).Should().Throw<ArgumentException>().WithMessage("*true or false*");
         FluentActions.Invoking(() => (c with { Arch = "rnn" }).Validate()).Should().Throw<ArgumentException>().WithMessage("*architectures*");
         FluentActions.Invoking(() => RunConfig.Preset("fast", "dngpu", "badd")).Should().Throw<ArgumentException>().WithMessage("*presets*");
+        FluentActions.Invoking(() => c.With(["probe_every=100", "probe_sizes=40,x"]).Validate()).Should().Throw<ArgumentException>().WithMessage("probe_sizes: 'x' is not a size*");
+        FluentActions.Invoking(() => c.With(["probe_every=100"]).Validate()).Should().Throw<ArgumentException>().WithMessage("probe_every needs probe_sizes*");
         RunConfig.FromJson(c.ToJson()).Should().Be(c);
     }
 
