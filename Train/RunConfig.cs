@@ -75,6 +75,11 @@ public sealed record RunConfig
     /// positions at zero, so it learns to run more steps than its input needs. dngpu only; the task's inputs
     /// must hold no PAD of their own.</summary>
     public bool BinPadding { get; init; }
+    /// <summary>dngpu: the DNGPU reference's input layer: hard_tanh on the embedded input (its pre-activation in
+    /// the saturation cost), then dropout with probability embed_dropout while training. Off: the embedding feeds
+    /// the first step as it is.</summary>
+    public bool EmbedClip { get; init; }
+    public double EmbedDropout { get; init; }
     /// <summary>Parameter-sharing relaxation: number of parameter sets (1 = off).</summary>
     public int Relaxation { get; init; } = 1;
     public double RelaxationPull { get; init; } = 0.0005;
@@ -217,6 +222,8 @@ public sealed record RunConfig
         Require(Positions is "sinusoidal" or "learned", $"positions must be sinusoidal or learned, not '{Positions}'");
         Require(Arch != "transformer" || Maps % Heads == 0, "maps must be divisible by heads");
         Require(!BinPadding || (Arch == "dngpu" && AllBins), "bin_padding needs arch dngpu with all_bins=true");
+        Require(EmbedDropout is >= 0 and < 1, "embed_dropout must be in [0, 1)");
+        Require((!EmbedClip && EmbedDropout == 0) || Arch == "dngpu", "embed_clip and embed_dropout are dngpu settings");
         Require(LrDecay is >= 0 and < 1, "lr_decay must be in [0, 1) (0 = off)");
         Require(LrDecayEvery >= 1, "lr_decay_every must be at least 1");
         Require(LrMinFactor is > 0 and <= 1, "lr_min_factor must be in (0, 1]");

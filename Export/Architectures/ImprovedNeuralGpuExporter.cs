@@ -28,6 +28,7 @@ public sealed class ImprovedNeuralGpuExporter : IArchitectureExporter
         string outBias = Weight(g, "out_bias", Parameter(model, "out_bias"));
 
         string s0 = g.Transpose(g.Gather(embedding, tokens, 0), 0, 2, 1); // [B, m, n]
+        if (model.Config.EmbedClip) s0 = g.Clip(s0, -1f, 1f);
         // bin_padding: the state is held at zero on PAD positions (a per-token 0/1 table gathered to [B, 1, n])
         string? mask = null;
         if (model.Config.BinPadding)

@@ -19,6 +19,7 @@ namespace Toolchain.Train.Models;
 /// (towards position 0), the second third one position right, and leaves the rest in place.
 /// The saturation cost mean(relu(|x| - 0.9)) over every pre-activation keeps the gates off the flat parts.
 /// Initial gate biases: reset 0.5, update 0.7. Logits = O s_n at every position.
+/// With embed_clip the embedded input passes hard_tanh (and embed_dropout while training) first, as in the reference.
 /// With bin_padding the state is multiplied by mask = (token != PAD) after the embedding and after every step,
 /// as in the reference: a short example padded into a longer bin computes on its own positions only.
 /// </summary>
@@ -26,7 +27,8 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
 {
     private readonly int _m, _k;
     private readonly double _dropout;
-    private readonly bool _mask;
+    private readonly bool _mask, _embedClip;
+    private readonly double _embedDropout;
 
     private Parameter embedding;   // [V, m]
     private Parameter gate_weight; // [2m, m, k]: reset then update
@@ -38,7 +40,7 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
 
     public ImprovedNeuralGpu(RunConfig c, int vocab) : base("dngpu", c, vocab)
     {
-        (_m, _k, _dropout, _mask) = (c.Maps, c.KernelWidth, c.Dropout, c.BinPadding);
+        (_m, _k, _dropout, _mask, _embedClip, _embedDropout) = (c.Maps, c.KernelWidth, c.Dropout, c.BinPadding, c.EmbedClip, c.EmbedDropout);
         long fanIn = (long)_m * _k;
         embedding = Uniform(_m, vocab, _m);
         gate_weight = Uniform(fanIn, 2 * _m, _m, _k);
@@ -57,10 +59,17 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
     {
         long n = tokens.shape[1];
         var s = Embed(embedding, tokens).permute(0, 2, 1); // [B, m, n]
+        var saturation = torch.zeros(1, device: s.device).squeeze();
+        if (_embedClip)
+        {
+            // weighted n times a step's term, as the reference weights its input layer by the length
+            if (training) saturation = saturation + Saturation(s) * n;
+            s = s.clamp(-1, 1);
+        }
+        if (training && _embedDropout > 0) s = F.dropout(s, _embedDropout, training: true);
         var mask = _mask ? tokens.ne(Toolchain.Suites.AlgorithmicTask.Pad).unsqueeze(1).to(s.dtype) : null; // [B, 1, n]
         if (mask is not null) s = s * mask;
         var states = keepStates ? new List<Tensor> { s.permute(0, 2, 1) } : null;
-        var saturation = torch.zeros(1, device: s.device).squeeze();
         long padding = _k / 2;
         // Inference (no autograd graph, no states): each step's intermediates are freed at the end of the step
         // instead of living until the caller's dispose scope ends, which made eager memory grow as n^2.

@@ -131,6 +131,38 @@ public class NeuralGpuExportTests : IDisposable
     }
 
     [Fact]
+    public void Embed_clip_bounds_the_embedded_input_and_the_export_clips_the_same_way()
+    {
+        torch.manual_seed(6);
+        var config = (RunConfig.Preset("tiny", "dngpu", "badd") with { Maps = 6, EmbedClip = true, EmbedDropout = 0.3 }).Validate();
+        using var model = ModelRegistry.Create(config, TaskRegistry.Get("badd").Vocab.Count);
+        using (torch.no_grad()) model.named_parameters().Single(p => p.name == "embedding").parameter.mul_(8); // most entries past +-1
+        model.eval();
+        var tokens = new long[] { 1, 2, 2, 1, 3, 2, 1, 2, 2 };
+        float[] expected;
+        using (torch.no_grad())
+        {
+            var output = model.Run(torch.tensor(tokens, [1, 9]), keepStates: true);
+            output.States![.., 0].abs().max().item<float>().Should().Be(1f, "the clipped embedding reaches but never passes 1");
+            expected = output.Logits.contiguous().data<float>().ToArray();
+        }
+        var result = ModelExporter.Export(model, "test", new ExportOptions { ParityMultiples = [1, 4] });
+        result.Parity.Should().OnlyContain(p => p.MaxAbsDifference < 1e-4);
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(result.Model.ToByteArray());
+        using var input = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(tokens, [1, 9]);
+        using var outputs = session.Run(new Microsoft.ML.OnnxRuntime.RunOptions(), ["tokens"], [input], ["logits"]);
+        outputs[0].GetTensorDataAsSpan<float>().ToArray().Zip(expected, (a, b) => Math.Abs(a - b)).Max().Should().BeLessThan(1e-4f);
+
+        // the same weights without the clip give different logits (the check above would be vacuous otherwise)
+        using var unclipped = ModelRegistry.Create(config with { EmbedClip = false, EmbedDropout = 0 }, TaskRegistry.Get("badd").Vocab.Count);
+        Trainer.LoadParameters(unclipped, model.named_parameters().ToDictionary(p => p.name, p => (torch.Tensor)p.parameter), "test");
+        unclipped.eval();
+        using (torch.no_grad())
+            unclipped.Run(torch.tensor(tokens, [1, 9]), keepStates: false).Logits.contiguous().data<float>().ToArray()
+                .Zip(expected, (a, b) => Math.Abs(a - b)).Max().Should().BeGreaterThan(1e-3f);
+    }
+
+    [Fact]
     public void A_model_whose_graph_disagrees_with_TorchSharp_is_refused()
     {
         using var model = Tiny("dngpu");

@@ -257,6 +257,7 @@ public class TrainTests : IDisposable
         FluentActions.Invoking(() => (c with { Arch = "rnn" }).Validate()).Should().Throw<ArgumentException>().WithMessage("*architectures*");
         FluentActions.Invoking(() => RunConfig.Preset("fast", "dngpu", "badd")).Should().Throw<ArgumentException>().WithMessage("*presets*");
         FluentActions.Invoking(() => c.With(["probe_every=100", "probe_sizes=40,x"]).Validate()).Should().Throw<ArgumentException>().WithMessage("probe_sizes: 'x' is not a size*");
+        FluentActions.Invoking(() => (c with { Arch = "gru", EmbedClip = true }).Validate()).Should().Throw<ArgumentException>().WithMessage("embed_clip and embed_dropout are dngpu settings");
         FluentActions.Invoking(() => c.With(["probe_every=100"]).Validate()).Should().Throw<ArgumentException>().WithMessage("probe_every needs probe_sizes*");
         RunConfig.FromJson(c.ToJson()).Should().Be(c);
     }
