@@ -9,13 +9,16 @@ namespace Toolchain.Train;
 /// restore exactly (resume is bit-for-bit), and so that beta2 may follow a schedule.
 ///   AdaMax: m = b1 m + (1-b1) g;  u = max(b2 u, |g| + eps);  p -= lr / (1 - b1^t) * m / u
 ///   Adam:   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= lr * m^ / (sqrt(v^) + eps)
+///   adamax-dngpu, the DNGPU reference's AdaMax: each gradient element is first clipped to +-(1.2 u + 1e-4)
+///   with the previous u (so u grows at most 1.2x per step, from 1e-4), then m = b1 m + (1-b1) g;
+///   u = max(b2 u, |g|);  p -= lr * m / (u + eps), with no bias correction.
 /// </summary>
 public sealed class Optimizer(string kind)
 {
     private readonly Dictionary<string, Tensor> _first = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Tensor> _second = new(StringComparer.Ordinal);
 
-    public string Kind { get; } = kind is "adamax" or "adam" ? kind : throw new ArgumentException($"unknown optimizer '{kind}'");
+    public string Kind { get; } = kind is "adamax" or "adam" or "adamax-dngpu" ? kind : throw new ArgumentException($"unknown optimizer '{kind}'");
     public long StepCount { get; set; }
 
     public void Step(IEnumerable<(string Name, Parameter Param)> parameters, double lr, double beta1, double beta2, double eps)
@@ -30,6 +33,15 @@ public sealed class Optimizer(string kind)
             if (g is null) continue;
             var m = State(_first, name, p);
             var v = State(_second, name, p);
+            if (Kind == "adamax-dngpu")
+            {
+                var limit = v * 1.2 + 1e-4;
+                var clipped = torch.minimum(torch.maximum(g, -limit), limit);
+                m.mul_(beta1).add_(clipped, alpha: 1 - beta1);
+                v.copy_(torch.maximum(v.mul_(beta2), clipped.abs()));
+                p.addcdiv_(m, v + eps, value: -lr);
+                continue;
+            }
             m.mul_(beta1).add_(g, alpha: 1 - beta1);
             if (Kind == "adamax")
             {

@@ -79,6 +79,9 @@ public sealed record RunConfig
     /// the saturation cost), then dropout with probability embed_dropout while training. Off: the embedding feeds
     /// the first step as it is.</summary>
     public bool EmbedClip { get; init; }
+    /// <summary>dngpu initial weights: default = uniform +-1/sqrt(fan_in); glorot = uniform +-sqrt(6/(fan_in +
+    /// fan_out)) with the kernel width in both fans, TensorFlow's default that the DNGPU reference used.</summary>
+    public string Init { get; init; } = "default";
     public double EmbedDropout { get; init; }
     /// <summary>Parameter-sharing relaxation: number of parameter sets (1 = off).</summary>
     public int Relaxation { get; init; } = 1;
@@ -217,7 +220,9 @@ public sealed record RunConfig
         Require(KernelWidth % 2 == 1 && KernelHeight % 2 == 1, "kernel_width and kernel_height must be odd");
         Require(Relaxation >= 1, "relaxation must be at least 1 (1 = off)");
         Require(Dropout is >= 0 and < 1, "dropout must be in [0, 1)");
-        Require(Optimizer is "adamax" or "adam", $"optimizer must be adamax or adam, not '{Optimizer}'");
+        Require(Optimizer is "adamax" or "adam" or "adamax-dngpu", $"optimizer must be adamax, adam or adamax-dngpu, not '{Optimizer}'");
+        Require(Init is "default" or "glorot", $"init must be default or glorot, not '{Init}'");
+        Require(Init == "default" || Arch == "dngpu", "init=glorot is a dngpu setting");
         Require(Device is "cpu" or "cuda", $"device must be cpu or cuda, not '{Device}'");
         Require(Positions is "sinusoidal" or "learned", $"positions must be sinusoidal or learned, not '{Positions}'");
         Require(Arch != "transformer" || Maps % Heads == 0, "maps must be divisible by heads");

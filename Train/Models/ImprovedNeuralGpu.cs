@@ -42,12 +42,14 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
     {
         (_m, _k, _dropout, _mask, _embedClip, _embedDropout) = (c.Maps, c.KernelWidth, c.Dropout, c.BinPadding, c.EmbedClip, c.EmbedDropout);
         long fanIn = (long)_m * _k;
-        embedding = Uniform(_m, vocab, _m);
-        gate_weight = Uniform(fanIn, 2 * _m, _m, _k);
+        bool glorot = c.Init == "glorot";
+        embedding = glorot ? Glorot(vocab, _m, vocab, _m) : Uniform(_m, vocab, _m);
+        // the reset and update convolutions are separate m -> m maps in the reference: their fans, not 2m's
+        gate_weight = glorot ? Glorot(fanIn, fanIn, 2 * _m, _m, _k) : Uniform(fanIn, 2 * _m, _m, _k);
         gate_bias = new Parameter(torch.cat([torch.full(_m, 0.5), torch.full(_m, 0.7)]));
-        cand_weight = Uniform(fanIn, _m, _m, _k);
+        cand_weight = glorot ? Glorot(fanIn, fanIn, _m, _m, _k) : Uniform(fanIn, _m, _m, _k);
         cand_bias = Constant(0.0, _m);
-        out_weight = Uniform(_m, vocab, _m);
+        out_weight = glorot ? Glorot(_m, vocab, vocab, _m) : Uniform(_m, vocab, _m);
         out_bias = Constant(0.0, vocab);
         RegisterComponents();
     }
@@ -96,6 +98,13 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
         }
         var logits = torch.matmul(s.permute(0, 2, 1), out_weight.t()) + out_bias;
         return new ModelOutput(logits, states is null ? null : torch.stack(states, 1), training ? saturation / n : null);
+    }
+
+    /// <summary>Uniform(-sqrt(6/(fan_in + fan_out)), +sqrt(...)), from torch's seeded generator.</summary>
+    private static Parameter Glorot(long fanIn, long fanOut, params long[] shape)
+    {
+        double a = Math.Sqrt(6.0 / (fanIn + fanOut));
+        return new Parameter(torch.empty(shape).uniform_(-a, a));
     }
 
     private static Tensor HardSigmoid(Tensor x) => (x * 0.5 + 0.5).clamp(0, 1);

@@ -246,6 +246,50 @@ public class TrainTests : IDisposable
     }
 
     [Fact]
+    public void The_reference_adamax_clips_each_gradient_element_to_the_running_max_and_skips_bias_correction()
+    {
+        using var p = new TorchSharp.Modules.Parameter(torch.tensor(new float[] { 1f, 1f, 1f }));
+        var optimizer = new Optimizer("adamax-dngpu");
+        void StepWith(float[] grad)
+        {
+            p.grad?.zero_();
+            (p * torch.tensor(grad)).sum().backward(); // d/dp = grad
+            optimizer.Step([("w", p)], lr: 0.1, beta1: 0.9, beta2: 0.5, eps: 1e-8);
+        }
+        // step 1: u = 0, so every element is clipped to +-1e-4: m = 1e-5 * sign, u = 1e-4, update lr * m/u = 0.01
+        StepWith([5f, -3f, 0f]);
+        var after1 = p.data<float>().ToArray();
+        after1[0].Should().BeApproximately(1f - 0.01f, 1e-5f);
+        after1[1].Should().BeApproximately(1f + 0.01f, 1e-5f);
+        after1[2].Should().Be(1f);
+        // step 2: the limit is 1.2 * 1e-4 + 1e-4 = 2.2e-4; element 0: m = 0.9e-5 + 0.1 * 2.2e-4 = 3.1e-5, u = 2.2e-4
+        StepWith([5f, -3f, 0f]);
+        p.data<float>()[0].Should().BeApproximately(after1[0] - 0.1f * 3.1e-5f / 2.2e-4f, 1e-5f);
+        // plain adamax (bias-corrected, unclipped) moves by lr on its first step
+        using var q = new TorchSharp.Modules.Parameter(torch.tensor(new float[] { 1f }));
+        (q * 5f).sum().backward();
+        new Optimizer("adamax").Step([("w", q)], lr: 0.1, beta1: 0.9, beta2: 0.5, eps: 0);
+        q.data<float>()[0].Should().BeApproximately(0.9f, 1e-6f);
+    }
+
+    [Fact]
+    public void Glorot_initialisation_draws_within_its_bound_and_is_wider_than_the_default()
+    {
+        var task = TaskRegistry.Get("badd");
+        torch.manual_seed(3);
+        using var glorot = ModelRegistry.Create((RunConfig.Preset("dngpu-paper", "dngpu", "badd") with { Init = "glorot" }).Validate(), task.Vocab.Count);
+        torch.manual_seed(3);
+        using var plain = ModelRegistry.Create(RunConfig.Preset("dngpu-paper", "dngpu", "badd").Validate(), task.Vocab.Count);
+        float Max(AlgorithmicModel m, string name) => m.named_parameters().Single(p => p.name == name).parameter.abs().max().item<float>();
+        double bound = Math.Sqrt(6.0 / (144 + 144)); // kernel 3 x 48 maps in and out
+        Max(glorot, "cand_weight").Should().BeLessThanOrEqualTo((float)bound).And.BeGreaterThan((float)(0.95 * bound));
+        Max(glorot, "gate_weight").Should().BeLessThanOrEqualTo((float)bound).And.BeGreaterThan((float)(0.95 * bound));
+        Max(plain, "cand_weight").Should().BeLessThanOrEqualTo((float)(1 / Math.Sqrt(144)));
+        FluentActions.Invoking(() => (RunConfig.Preset("baseline", "gru", "badd") with { Init = "glorot" }).Validate())
+            .Should().Throw<ArgumentException>().WithMessage("init=glorot is a dngpu setting");
+    }
+
+    [Fact]
     public void Unknown_or_mistyped_settings_are_errors()
     {
         var c = RunConfig.Preset("dngpu-paper", "dngpu", "bmul");
