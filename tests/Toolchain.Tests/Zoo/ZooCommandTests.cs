@@ -5,6 +5,25 @@ namespace Toolchain.Tests.Zoo;
 public class ZooCommandTests
 {
     [Fact]
+    public void Every_entry_of_the_shipped_zoo_resolves_and_every_committed_run_resumes_under_it()
+    {
+        string root = ZooTests.RepoRoot();
+        var entries = Toolchain.Cli.Commands.ZooCommand.Load(Path.Combine(root, "zoo", "zoo.yaml"));
+        entries.Select(e => e.Name).Should().OnlyHaveUniqueItems();
+        foreach (var e in entries)
+        {
+            var config = Toolchain.Cli.Commands.ZooCommand.Config(e, threads: 1); // throws on a bad preset or setting
+            string run = Path.Combine(root, "zoo", "runs", e.Name);
+            if (Toolchain.Train.Checkpoint.InDirectory(run).Count == 0) continue;
+            // a run directory's newest checkpoint must be resumable with the entry's configuration (TryResume
+            // throws on a different one); nothing is written
+            using var trainer = new Toolchain.Train.Trainer(config, run);
+            trainer.TryResume().Should().BeTrue($"{e.Name}'s committed checkpoint resumes");
+            trainer.Step.Should().BeLessThanOrEqualTo(e.Steps, e.Name);
+        }
+    }
+
+    [Fact]
     public void A_model_that_cannot_be_graded_is_reported_and_the_zoo_goes_on_to_the_next_then_exits_1()
     {
         using var tmp = new Toolchain.Tests.Evaluate.TempDir();
