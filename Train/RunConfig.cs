@@ -79,10 +79,10 @@ public sealed record RunConfig
     /// the saturation cost), then dropout with probability embed_dropout while training. Off: the embedding feeds
     /// the first step as it is.</summary>
     public bool EmbedClip { get; init; }
+    public double EmbedDropout { get; init; }
     /// <summary>dngpu initial weights: default = uniform +-1/sqrt(fan_in); glorot = uniform +-sqrt(6/(fan_in +
     /// fan_out)) with the kernel width in both fans, TensorFlow's default that the DNGPU reference used.</summary>
     public string Init { get; init; } = "default";
-    public double EmbedDropout { get; init; }
     /// <summary>Parameter-sharing relaxation: number of parameter sets (1 = off).</summary>
     public int Relaxation { get; init; } = 1;
     public double RelaxationPull { get; init; } = 0.0005;

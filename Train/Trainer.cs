@@ -237,19 +237,9 @@ public sealed class Trainer : IDisposable
             {
                 using var scope = torch.NewDisposeScope();
                 using var noGrad = torch.no_grad();
-                var rng = Rng.For(_config.Seed, "probe", size);
-                int length = _task.LengthForSize(size), n = _config.ProbeSamples;
-                var tokens = new long[n * length];
-                var targets = new long[n * length];
-                for (int b = 0; b < n; b++)
-                {
-                    var ex = _task.Generate(size, AlgorithmicTask.Random, rng);
-                    Array.Copy(ex.Input, 0, tokens, b * length, ex.Length);
-                    Array.Copy(ex.Target, 0, targets, b * length, ex.Length);
-                }
-                var logits = _model.Run(torch.tensor(tokens, [n, length], device: _device), keepStates: false).Logits;
-                var correct = logits.argmax(-1).eq(torch.tensor(targets, [n, length], device: _device));
-                result.Add((size, correct.all(1).to(ScalarType.Float32).mean().item<float>(), correct.to(ScalarType.Float32).mean().item<float>()));
+                var (tokens, targets) = Batch(size, Rng.For(_config.Seed, "probe", size), _config.ProbeSamples);
+                var (sym, seq) = Accuracy(_model.Run(tokens, keepStates: false).Logits, targets);
+                result.Add((size, seq, sym));
             }
         }
         finally { _model.train(wasTraining); }
@@ -286,16 +276,14 @@ public sealed class Trainer : IDisposable
         foreach (int size in sizes)
         {
             int? below = !_config.BinPadding ? null : Array.IndexOf(bins, size) is int at and > 0 ? bins[at - 1] : _task.MinSize - 1;
-            var (tokens, targets) = Batch(size, rng, below);
+            var (tokens, targets) = Batch(size, rng, _config.BatchSize, below);
             var output = _model.Run(tokens, keepStates: false);
             var logits = output.Logits;
             loss = loss + F.cross_entropy(logits.reshape(-1, _task.Vocab.Count), targets.reshape(-1));
             if (output.Saturation is not null) saturation = saturation is null ? output.Saturation : saturation + output.Saturation;
             using (torch.no_grad())
             {
-                var correct = logits.argmax(-1).eq(targets);
-                double sym = correct.to(ScalarType.Float32).mean().item<float>();
-                double seq = correct.all(1).to(ScalarType.Float32).mean().item<float>();
+                var (sym, seq) = Accuracy(logits, targets);
                 wrongFraction += (1 - seq) / sizes.Length;
                 if (size == trackedSize) { trackedSym = sym; trackedSeq = seq; }
             }
@@ -331,15 +319,16 @@ public sealed class Trainer : IDisposable
         return (ceLoss, trackedSym, trackedSeq, trackedSize, examples);
     }
 
-    /// <summary>A batch of one size: tokens and targets [batch, length], int64, on the device. With
+    /// <summary>A batch of <paramref name="count"/> random examples of one size: tokens and targets [count, length],
+    /// int64, on the device. With
     /// <paramref name="below"/> (bin_padding), examples take sizes in (below, size], 5% any smaller size, and
     /// are padded with PAD to the bin's length, as the DNGPU reference fills its bins.</summary>
-    private (Tensor Tokens, Tensor Targets) Batch(int size, Rng rng, int? below = null)
+    private (Tensor Tokens, Tensor Targets) Batch(int size, Rng rng, int count, int? below = null)
     {
         int length = _task.LengthForSize(size);
-        var tokens = new long[_config.BatchSize * length];
-        var targets = new long[_config.BatchSize * length];
-        for (int b = 0; b < _config.BatchSize; b++)
+        var tokens = new long[count * length];
+        var targets = new long[count * length];
+        for (int b = 0; b < count; b++)
         {
             int exSize = below is int lo ? PaddedExampleSize(_task, size, lo, rng) : size;
             var ex = _task.Generate(exSize, AlgorithmicTask.Random, rng);
@@ -349,7 +338,14 @@ public sealed class Trainer : IDisposable
                 targets[b * length + i] = ex.Target[i];
             }
         }
-        return (torch.tensor(tokens, [_config.BatchSize, length], device: _device), torch.tensor(targets, [_config.BatchSize, length], device: _device));
+        return (torch.tensor(tokens, [count, length], device: _device), torch.tensor(targets, [count, length], device: _device));
+    }
+
+    /// <summary>Symbol and sequence accuracy of logits [B, n, V] against targets [B, n].</summary>
+    private static (double Sym, double Seq) Accuracy(Tensor logits, Tensor targets)
+    {
+        var correct = logits.argmax(-1).eq(targets);
+        return (correct.to(ScalarType.Float32).mean().item<float>(), correct.all(1).to(ScalarType.Float32).mean().item<float>());
     }
 
     /// <summary>bin_padding: the size of one example in the bin of <paramref name="size"/> whose next smaller bin

@@ -39,11 +39,12 @@ public abstract class AlgorithmicModel : nn.Module<Tensor, Tensor>
     public Device Device => parameters().First().device;
 
     /// <summary>Uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) initial values, drawn from torch's seeded generator.</summary>
-    protected static Parameter Uniform(long fanIn, params long[] shape)
-    {
-        double a = 1.0 / Math.Sqrt(fanIn);
-        return new Parameter(torch.empty(shape).uniform_(-a, a));
-    }
+    protected static Parameter Uniform(long fanIn, params long[] shape) => UniformWithin(1.0 / Math.Sqrt(fanIn), shape);
+
+    /// <summary>Glorot: Uniform(-sqrt(6/(fan_in + fan_out)), +sqrt(...)), TensorFlow's default initializer.</summary>
+    protected static Parameter Glorot(long fanIn, long fanOut, params long[] shape) => UniformWithin(Math.Sqrt(6.0 / (fanIn + fanOut)), shape);
+
+    private static Parameter UniformWithin(double a, long[] shape) => new(torch.empty(shape).uniform_(-a, a));
 
     protected static Parameter Constant(double value, params long[] shape) => new(torch.full(shape, value));
 

@@ -100,13 +100,6 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
         return new ModelOutput(logits, states is null ? null : torch.stack(states, 1), training ? saturation / n : null);
     }
 
-    /// <summary>Uniform(-sqrt(6/(fan_in + fan_out)), +sqrt(...)), from torch's seeded generator.</summary>
-    private static Parameter Glorot(long fanIn, long fanOut, params long[] shape)
-    {
-        double a = Math.Sqrt(6.0 / (fanIn + fanOut));
-        return new Parameter(torch.empty(shape).uniform_(-a, a));
-    }
-
     private static Tensor HardSigmoid(Tensor x) => (x * 0.5 + 0.5).clamp(0, 1);
 
     private static Tensor Saturation(Tensor x) => F.relu(x.abs() - 0.9).mean();
