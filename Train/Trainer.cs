@@ -279,11 +279,12 @@ public sealed class Trainer : IDisposable
             var (tokens, targets) = Batch(size, rng, _config.BatchSize, below);
             var output = _model.Run(tokens, keepStates: false);
             var logits = output.Logits;
-            loss = loss + F.cross_entropy(logits.reshape(-1, _task.Vocab.Count), targets.reshape(-1));
+            var (binLoss, counted) = Loss(logits, tokens, targets, _config.LossMask);
+            loss = loss + binLoss;
             if (output.Saturation is not null) saturation = saturation is null ? output.Saturation : saturation + output.Saturation;
             using (torch.no_grad())
             {
-                var (sym, seq) = Accuracy(logits, targets);
+                var (sym, seq) = Accuracy(logits, targets, counted);
                 wrongFraction += (1 - seq) / sizes.Length;
                 if (size == trackedSize) { trackedSym = sym; trackedSeq = seq; }
             }
@@ -341,11 +342,28 @@ public sealed class Trainer : IDisposable
         return (torch.tensor(tokens, [count, length], device: _device), torch.tensor(targets, [count, length], device: _device));
     }
 
-    /// <summary>Symbol and sequence accuracy of logits [B, n, V] against targets [B, n].</summary>
-    private static (double Sym, double Seq) Accuracy(Tensor logits, Tensor targets)
+    /// <summary>Cross-entropy of logits [B, n, V] against targets [B, n], the mean over every position, or with
+    /// <paramref name="lossMask"/> over the positions whose input or target is not PAD (returned as
+    /// <c>Counted</c>, [B, n] bool), as the DNGPU reference masks its loss.</summary>
+    public static (Tensor Loss, Tensor? Counted) Loss(Tensor logits, Tensor tokens, Tensor targets, bool lossMask)
+    {
+        var flat = logits.reshape(-1, logits.shape[^1]);
+        if (!lossMask) return (F.cross_entropy(flat, targets.reshape(-1)), null);
+        var counted = tokens.ne(AlgorithmicTask.Pad).logical_or(targets.ne(AlgorithmicTask.Pad));
+        var perPosition = F.cross_entropy(flat, targets.reshape(-1), reduction: nn.Reduction.None);
+        var weights = counted.reshape(-1).to(perPosition.dtype);
+        return ((perPosition * weights).sum() / weights.sum().clamp_min(1), counted);
+    }
+
+    /// <summary>Symbol and sequence accuracy of logits [B, n, V] against targets [B, n]; with
+    /// <paramref name="counted"/> [B, n] (loss_mask) only those positions count.</summary>
+    public static (double Sym, double Seq) Accuracy(Tensor logits, Tensor targets, Tensor? counted = null)
     {
         var correct = logits.argmax(-1).eq(targets);
-        return (correct.to(ScalarType.Float32).mean().item<float>(), correct.all(1).to(ScalarType.Float32).mean().item<float>());
+        if (counted is null)
+            return (correct.to(ScalarType.Float32).mean().item<float>(), correct.all(1).to(ScalarType.Float32).mean().item<float>());
+        double sym = correct.logical_and(counted).sum().item<long>() / (double)Math.Max(1, counted.sum().item<long>());
+        return (sym, correct.logical_or(counted.logical_not()).all(1).to(ScalarType.Float32).mean().item<float>());
     }
 
     /// <summary>bin_padding: the size of one example in the bin of <paramref name="size"/> whose next smaller bin

@@ -358,6 +358,39 @@ public class TrainTests : IDisposable
     }
 
     [Fact]
+    public void Loss_mask_ignores_positions_where_input_and_target_are_both_PAD()
+    {
+        const int V = 5;
+        // two examples of length 6; the second is a shorter example padded into the bin (last 2 positions PAD)
+        var tokens = torch.tensor(new long[] { 2, 3, 4, 2, 3, 4, 2, 2, 3, 3, 0, 0 }, [2, 6]);
+        var targets = torch.tensor(new long[] { 1, 2, 1, 0, 0, 0, 2, 1, 2, 0, 0, 0 }, [2, 6]);
+        var logits = torch.randn([2, 6, V], generator: torch.random.manual_seed(3));
+        var garbage = logits.clone();
+        garbage[1, 4] = torch.tensor(new float[] { -9, 9, 9, 9, 9 });
+        garbage[1, 5] = torch.tensor(new float[] { -9, 9, 9, 9, 9 });
+
+        var (masked, counted) = Trainer.Loss(logits, tokens, targets, lossMask: true);
+        counted!.sum().item<long>().Should().Be(10);
+        // by hand: the mean of -log softmax at the ten counted positions
+        var logp = torch.nn.functional.log_softmax(logits, -1);
+        double sum = 0;
+        for (int b = 0; b < 2; b++)
+            for (int i = 0; i < 6; i++)
+                if (b == 0 || i < 4) sum -= logp[b, i, targets[b, i].item<long>()].item<float>();
+        masked.item<float>().Should().BeApproximately((float)(sum / 10), 1e-5f);
+        Trainer.Loss(garbage, tokens, targets, lossMask: true).Loss.item<float>().Should().BeApproximately(masked.item<float>(), 1e-6f);
+        // without the mask the PAD tail counts: the garbage there raises the loss
+        Trainer.Loss(garbage, tokens, targets, lossMask: false).Loss.item<float>()
+            .Should().BeGreaterThan(Trainer.Loss(logits, tokens, targets, lossMask: false).Loss.item<float>() + 0.5f);
+
+        // accuracy: the second example is wrong only in its PAD tail, which the mask does not count
+        var perfect = torch.nn.functional.one_hot(targets, V).to(ScalarType.Float32) * 10;
+        perfect[1, 5] = torch.tensor(new float[] { 0, 10, 0, 0, 0 });
+        Trainer.Accuracy(perfect, targets).Seq.Should().Be(0.5);
+        Trainer.Accuracy(perfect, targets, counted).Should().Be((1.0, 1.0));
+    }
+
+    [Fact]
     public void Bin_padding_trains_on_padded_shorter_examples_and_refuses_tasks_with_PAD_in_their_inputs()
     {
         var config = Tiny("dngpu", "badd") with { Steps = 4, LogEvery = 1, CheckpointEvery = 4, BinPadding = true, TrainLength = 8 };
