@@ -75,10 +75,10 @@ public sealed record RunConfig
     /// positions at zero, so it learns to run more steps than its input needs. dngpu only; the task's inputs
     /// must hold no PAD of their own.</summary>
     public bool BinPadding { get; init; }
-    /// <summary>The DNGPU reference's loss mask: the loss (and the training accuracy) counts only positions where
-    /// the input or the target is not PAD, averaged over those positions. Off: every position of the bin counts,
-    /// including the PAD tail of a shorter example padded into it (bin_padding), which then only trains the
-    /// output bias towards PAD.</summary>
+    /// <summary>The loss (and the training accuracy) counts only positions where the input or the target is not
+    /// PAD, averaged over those positions, as the ANCHORS' first port did. Off (as in the DNGPU reference, which
+    /// masks the state but not the loss): every position of the bin counts, including the PAD tail of a shorter
+    /// example padded into it (bin_padding), where the state is zero and only the output bias is trained.</summary>
     public bool LossMask { get; init; }
     /// <summary>dngpu: the DNGPU reference's input layer: hard_tanh on the embedded input (its pre-activation in
     /// the saturation cost), then dropout with probability embed_dropout while training. Off: the embedding feeds

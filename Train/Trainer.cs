@@ -344,7 +344,7 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Cross-entropy of logits [B, n, V] against targets [B, n], the mean over every position, or with
     /// <paramref name="lossMask"/> over the positions whose input or target is not PAD (returned as
-    /// <c>Counted</c>, [B, n] bool), as the DNGPU reference masks its loss.</summary>
+    /// <c>Counted</c>, [B, n] bool). The DNGPU reference masks only its state; its loss is the plain mean.</summary>
     public static (Tensor Loss, Tensor? Counted) Loss(Tensor logits, Tensor tokens, Tensor targets, bool lossMask)
     {
         var flat = logits.reshape(-1, logits.shape[^1]);
