@@ -182,12 +182,25 @@ public class NeuralGpuExportTests : IDisposable
         over.Should().NotBeEmpty("float32 graphs do not agree to 1e-12 at every logit");
         over.Should().OnlyContain(p => !double.IsNaN(p.OnnxFloat32Error) && p.WithinFloat32Noise(1e-12));
         over.Should().OnlyContain(p => p.TorchFloat32Error < 1e-5 && p.OnnxFloat32Error < 1e-5);
+        // the sensitivity (one float32 epsilon on every parameter, in float64) is of rounding size: not 0, tiny
+        over.Should().OnlyContain(p => p.Float32Sensitivity > 1e-10 && p.Float32Sensitivity < 1e-5);
 
         // the same graph against a model whose output bias moved by 1e-3: far beyond rounding, refused
         using (torch.no_grad())
             model.named_parameters().Single(p => p.name == "out_bias").parameter.add_(1e-3);
         var act = () => ModelExporter.CheckParity(model, result.Model, options, TaskRegistry.Get(model.Config.Task));
         act.Should().Throw<ParityException>().WithMessage("*against a float64 run ONNX Runtime is off by 0.001*not written*");
+    }
+
+    [Fact]
+    public void The_float64_rule_uses_the_larger_of_TorchSharps_own_error_and_the_models_float32_sensitivity()
+    {
+        // the figures of the dngpu-duplicate checkpoint at length 640: TorchSharp float32 happened to round luckily
+        var point = new ParityPoint(320, 640, 2.24e-4, TorchFloat32Error: 2.71e-5, OnnxFloat32Error: 2.47e-4);
+        point.Passes(1e-4).Should().BeFalse("2.47e-4 > 2 x 2.71e-5 + 1e-4 with no sensitivity measured");
+        (point with { Float32Sensitivity = 1.40e-4 }).Passes(1e-4).Should().BeTrue("2.47e-4 <= 2 x 1.40e-4 + 1e-4");
+        (point with { Float32Sensitivity = 1e-6 }).Passes(1e-4).Should().BeFalse();
+        (point with { OnnxFloat32Error = 1e-3, Float32Sensitivity = 1.40e-4 }).Passes(1e-4).Should().BeFalse("1e-3 is beyond twice the noise");
     }
 
     [Fact]

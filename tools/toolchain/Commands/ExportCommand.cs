@@ -16,7 +16,7 @@ public static class ExportCommand
         var mode = new Option<string>("--mode") { Description = "loop: one model for every length (default); unrolled: the steps written out for --length", DefaultValueFactory = _ => "loop" };
         var length = new Option<int?>("--length") { Description = "input length in tokens of an unrolled export" };
         var withStates = new Option<bool>("--with-states") { Description = "add the `states` output (the state at every step) for `toolchain visualize`" };
-        var tolerance = new Option<double>("--tolerance") { Description = "largest accepted max-abs logit difference TorchSharp vs ONNX Runtime; a larger one passes only when a float64 run shows it is float32 rounding (ONNX Runtime within 2x TorchSharp float32's own error)", DefaultValueFactory = _ => 1e-4 };
+        var tolerance = new Option<double>("--tolerance") { Description = "largest accepted max-abs logit difference TorchSharp vs ONNX Runtime; a larger one passes only when a float64 run shows it is float32 rounding (ONNX Runtime's distance from float64 within 2x TorchSharp float32's, or 2x the float32 sensitivity: how far one epsilon on every parameter moves the float64 logits)", DefaultValueFactory = _ => 1e-4 };
         var cmd = new Command("export", "write a checkpoint as an ONNX model (contract v1), verified against TorchSharp") { run, output, mode, length, withStates, tolerance };
         cmd.SetAction(r =>
         {
@@ -40,7 +40,7 @@ public static class ExportCommand
                 foreach (var p in result.Parity)
                     Cli.Line(w, string.Create(inv, $"parity  size {p.Size,6}  length {p.Length,6}  max |diff| {p.MaxAbsDifference:0.00E+0}") +
                         (double.IsNaN(p.OnnxFloat32Error) ? "" : string.Create(inv,
-                            $"  (over {options.Tolerance:G2}; against float64: TorchSharp {p.TorchFloat32Error:0.00E+0}, ONNX Runtime {p.OnnxFloat32Error:0.00E+0}: {(p.WithinFloat32Noise(options.Tolerance) ? "float32 rounding, accepted" : "refused")})")));
+                            $"  (over {options.Tolerance:G2}; against float64: TorchSharp {p.TorchFloat32Error:0.00E+0}, ONNX Runtime {p.OnnxFloat32Error:0.00E+0}, float32 sensitivity {p.Float32Sensitivity:0.00E+0}: {(p.WithinFloat32Noise(options.Tolerance) ? "float32 rounding, accepted" : "refused")})")));
                 Cli.Line(w, string.Create(inv, $"wrote {path}: {new FileInfo(path).Length:N0} bytes, {result.Model.Graph.Node.Count} nodes, {model.Config.Arch}/{model.Config.Task}, mode {r.GetValue(mode)}; build {result.BuildTime.TotalSeconds:F2} s, ONNX Runtime session {result.SessionTime.TotalSeconds:F2} s, parity {result.ParityTime.TotalSeconds:F2} s"));
             }
             return 0;
