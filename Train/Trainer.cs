@@ -104,6 +104,10 @@ public sealed class Trainer : IDisposable
             if (ckpt.Config.GradNoise != _config.GradNoise)
                 _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resume: gradient noise changes from {ckpt.Config.GradNoise} to {_config.GradNoise} at step {_state.Step}"));
             _log.WriteLine($"resumed from {Path.GetFileName(file)} at step {_state.Step}");
+            bool averagedAtFullLength = _config.Curriculum && !_config.AllBins && _state.CurriculumSize(_config) >= _config.TrainLength;
+            if (_config.Relaxation > 1 && _model.ParameterSets == 1 && !averagedAtFullLength && _state.Step < _config.Steps)
+                _log.WriteLine($"resume: warning: {Path.GetFileName(file)} holds the relaxation sets averaged at the end of its run (step {_state.Step}), not at full curriculum length; " +
+                    "training goes on with that one averaged set. To continue with the sets, move this checkpoint aside and resume from the one before it.");
             return true;
         }
         return false;

@@ -172,6 +172,13 @@ public class TrainTests : IDisposable
         using var reloaded = ModelRegistry.Create(config, 3);
         Trainer.LoadCheckpoint(reloaded, ckpt, "test"); // averages the fresh model's sets to match the checkpoint
         reloaded.ParameterSets.Should().Be(1);
+
+        // extending the finished run goes on with the averaged set, and says so
+        var log = new StringWriter();
+        using var extended = new Trainer(config with { Steps = 8 }, _dir, log);
+        extended.TryResume().Should().BeTrue();
+        extended.Model.ParameterSets.Should().Be(1);
+        log.ToString().Should().Contain("resume: warning: ckpt-00000006.tckpt holds the relaxation sets averaged at the end of its run (step 6)");
     }
 
     [Fact]
