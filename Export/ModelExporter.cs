@@ -33,6 +33,18 @@ public sealed record ExportOptions
     public bool Float64Reference { get; init; } = true;
     /// <summary>Sizes (multiples of the training size) at which parity is checked in loop mode.</summary>
     public double[] ParityMultiples { get; init; } = [1, 4, 16];
+
+    /// <summary>Parses "1,4" into parity multiples; <paramref name="what"/> names the setting in the error.</summary>
+    public static double[] ParseMultiples(string text, string what)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var values = new double[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!double.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out values[i]) || !(values[i] > 0) || double.IsInfinity(values[i]))
+                throw new ArgumentException($"{what}: '{parts[i]}' is not a positive number; give multiples of the training size such as 1,4,16");
+        if (values.Length == 0) throw new ArgumentException($"{what}: no multiples given; give multiples of the training size such as 1,4,16");
+        return values;
+    }
     public int ParityBatch { get; init; } = 4;
 }
 
@@ -197,11 +209,25 @@ public static class ModelExporter
                         $"parity check failed at size {size} (length {length}): max |TorchSharp - ONNX Runtime| logit difference {worst:G3} exceeds {options.Tolerance:G3}") +
                         (double.IsNaN(point.OnnxFloat32Error) ? "" : string.Create(CultureInfo.InvariantCulture,
                             $", and against a float64 run ONNX Runtime is off by {point.OnnxFloat32Error:G3} where TorchSharp float32 is off by {point.TorchFloat32Error:G3} and one float32 epsilon on every parameter moves the logits by {point.Float32Sensitivity:G3}")) +
-                        "; the model was not written");
+                        ChaoticHint(point, options, model.Config.TrainLength) + "; the model was not written");
             }
         }
         finally { exact?.Dispose(); }
         return (points, sessionTime);
+    }
+
+    /// <summary>TorchSharp float32 this far from float64 means the model amplifies rounding without bound at
+    /// that length (a state that does not saturate): no float32 implementation can be checked there.</summary>
+    public const double ChaoticFloat32Error = 1e-2;
+
+    /// <summary>Advice appended to a parity failure at a length where the model is numerically chaotic (empty otherwise).</summary>
+    public static string ChaoticHint(ParityPoint point, ExportOptions options, int trainLength)
+    {
+        if (double.IsNaN(point.TorchFloat32Error) || point.TorchFloat32Error < ChaoticFloat32Error) return "";
+        var shorter = options.ParityMultiples.Where(m => m * trainLength < point.Size).ToList();
+        string list = shorter.Count > 0 ? string.Join(",", shorter.Select(m => m.ToString(CultureInfo.InvariantCulture))) : "1";
+        return string.Create(CultureInfo.InvariantCulture,
+            $". The model is numerically chaotic at this length (TorchSharp float32 itself is {point.TorchFloat32Error:G3} from float64), so no float32 implementation can be checked there; verify the export at the shorter lengths only with --parity-multiples {list} (in zoo/zoo.yaml: parity: \"{list}\")");
     }
 
     private static double[] Logits(AlgorithmicModel model, long[] tokens, int batch, int length)

@@ -204,6 +204,24 @@ public class NeuralGpuExportTests : IDisposable
     }
 
     [Fact]
+    public void A_parity_failure_at_a_chaotic_length_names_the_shorter_lengths_to_check_instead()
+    {
+        var options = new ExportOptions();
+        // dngpu-bmul at step 6,000, size 320 (16x of 20): TorchSharp float32 itself is 0.085 from float64
+        var chaotic = new ParityPoint(320, 641, 0.615, TorchFloat32Error: 0.0854, OnnxFloat32Error: 0.529, Float32Sensitivity: 0.0806);
+        ModelExporter.ChaoticHint(chaotic, options, trainLength: 20).Should().Contain("numerically chaotic").And.Contain("--parity-multiples 1,4");
+        ModelExporter.ChaoticHint(chaotic with { Size = 80 }, options, trainLength: 20).Should().Contain("--parity-multiples 1 ");
+        // an ordinary failure (float32 close to float64) gets no such advice: the graph is what is wrong
+        ModelExporter.ChaoticHint(chaotic with { TorchFloat32Error = 2e-5 }, options, trainLength: 20).Should().BeEmpty();
+
+        ExportOptions.ParseMultiples(" 1, 4 ", "--parity-multiples").Should().Equal(1, 4);
+        FluentActions.Invoking(() => ExportOptions.ParseMultiples("1,0", "--parity-multiples"))
+            .Should().Throw<ArgumentException>().WithMessage("--parity-multiples: '0' is not a positive number*");
+        FluentActions.Invoking(() => ExportOptions.ParseMultiples(",", "--parity-multiples"))
+            .Should().Throw<ArgumentException>().WithMessage("--parity-multiples: no multiples given*");
+    }
+
+    [Fact]
     public void Export_command_writes_a_model_that_runs_in_a_process_without_TorchSharp()
     {
         var config = RunConfig.Preset("tiny", "dngpu", "copy") with { Steps = 2, CheckpointEvery = 2 };

@@ -30,7 +30,7 @@ public class ZooCommandTests
         File.WriteAllText(tmp["zoo.yaml"], """
             models:
               - {name: bad-copy, task: copy, arch: cnn, preset: tiny, steps: 2}
-              - {name: good-copy, task: copy, arch: cnn, preset: tiny, steps: 2, note: "trained on a test machine"}
+              - {name: good-copy, task: copy, arch: cnn, preset: tiny, steps: 2, parity: "1,2", note: "trained on a test machine"}
             """);
         string models = tmp["models"];
         Directory.CreateDirectory(models);
@@ -47,6 +47,7 @@ public class ZooCommandTests
         var card = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(models, "good-copy.card.json")))!;
         card["note"]!.GetValue<string>().Should().Be("trained on a test machine", "a zoo entry's note is copied to its card");
         card["steps"]!.GetValue<long>().Should().Be(2);
+        card["export_parity_multiples"]!.GetValue<string>().Should().Be("1,2", "the entry's parity lengths are recorded on the card");
         File.Exists(Path.Combine(models, "good-copy.report", "results.json")).Should().BeTrue();
         // --regrade grades the published model again and keeps what the card says about training
         File.WriteAllText(Path.Combine(models, "good-copy.report", "stale.txt"), "from the first grading");
@@ -62,6 +63,18 @@ public class ZooCommandTests
         // the model that could not be graded is not left behind without a card
         File.Exists(Path.Combine(models, "bad-copy.onnx")).Should().BeFalse();
         File.Exists(Path.Combine(models, "bad-copy.card.json")).Should().BeFalse();
+    }
+
+    [Fact]
+    public void A_malformed_parity_entry_is_refused_with_the_file_and_line()
+    {
+        using var tmp = new Toolchain.Tests.Evaluate.TempDir();
+        File.WriteAllText(tmp["zoo.yaml"], """
+            models:
+              - {name: a, task: copy, arch: cnn, preset: tiny, steps: 2, parity: "1,x"}
+            """);
+        FluentActions.Invoking(() => Toolchain.Cli.Commands.ZooCommand.Load(tmp["zoo.yaml"]))
+            .Should().Throw<Toolchain.Cli.UserError>().WithMessage("*zoo.yaml:2: parity: 'x' is not a positive number*");
     }
 }
 

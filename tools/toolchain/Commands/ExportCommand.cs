@@ -17,7 +17,8 @@ public static class ExportCommand
         var length = new Option<int?>("--length") { Description = "input length in tokens of an unrolled export" };
         var withStates = new Option<bool>("--with-states") { Description = "add the `states` output (the state at every step) for `toolchain visualize`" };
         var tolerance = new Option<double>("--tolerance") { Description = "largest accepted max-abs logit difference TorchSharp vs ONNX Runtime; a larger one passes only when a float64 run shows it is float32 rounding (ONNX Runtime's distance from float64 within 2x TorchSharp float32's, or 2x the float32 sensitivity: how far one epsilon on every parameter moves the float64 logits)", DefaultValueFactory = _ => 1e-4 };
-        var cmd = new Command("export", "write a checkpoint as an ONNX model (contract v1), verified against TorchSharp") { run, output, mode, length, withStates, tolerance };
+        var parityMultiples = new Option<string?>("--parity-multiples") { Description = "comma-separated multiples of the training size at which parity is checked in loop mode (default 1,4,16); leave out lengths where the model is numerically chaotic" };
+        var cmd = new Command("export", "write a checkpoint as an ONNX model (contract v1), verified against TorchSharp") { run, output, mode, length, withStates, tolerance, parityMultiples };
         cmd.SetAction(r =>
         {
             var w = r.InvocationConfiguration.Output;
@@ -28,6 +29,7 @@ public static class ExportCommand
                 var m => throw new UserError($"--mode must be loop or unrolled, not '{m}'"),
             };
             var options = new ExportOptions { Mode = exportMode, Length = r.GetValue(length), WithStates = r.GetValue(withStates), Tolerance = r.GetValue(tolerance) };
+            if (r.GetValue(parityMultiples) is string multiples) options = options with { ParityMultiples = ExportOptions.ParseMultiples(multiples, "--parity-multiples") };
             var (model, ckpt) = ModelExporter.LoadModel(r.GetValue(run)!);
             using (model)
             {
