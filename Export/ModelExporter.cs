@@ -34,6 +34,8 @@ public sealed record ExportOptions
     /// <summary>Sizes (multiples of the training size) at which parity is checked in loop mode.</summary>
     public double[] ParityMultiples { get; init; } = [1, 4, 16];
 
+    public int ParityBatch { get; init; } = 4;
+
     /// <summary>Parses "1,4" into parity multiples; <paramref name="what"/> names the setting in the error.</summary>
     public static double[] ParseMultiples(string text, string what)
     {
@@ -45,7 +47,6 @@ public sealed record ExportOptions
         if (values.Length == 0) throw new ArgumentException($"{what}: no multiples given; give multiples of the training size such as 1,4,16");
         return values;
     }
-    public int ParityBatch { get; init; } = 4;
 }
 
 /// <summary>An export that was refused because ONNX Runtime and TorchSharp disagree.</summary>

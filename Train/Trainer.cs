@@ -104,8 +104,7 @@ public sealed class Trainer : IDisposable
             if (ckpt.Config.GradNoise != _config.GradNoise)
                 _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resume: gradient noise changes from {ckpt.Config.GradNoise} to {_config.GradNoise} at step {_state.Step}"));
             _log.WriteLine($"resumed from {Path.GetFileName(file)} at step {_state.Step}");
-            bool averagedAtFullLength = _config.Curriculum && !_config.AllBins && _state.CurriculumSize(_config) >= _config.TrainLength;
-            if (_config.Relaxation > 1 && _model.ParameterSets == 1 && !averagedAtFullLength && _state.Step < _config.Steps)
+            if (_config.Relaxation > 1 && _model.ParameterSets == 1 && !_state.CurriculumAtFullLength(_config) && _state.Step < _config.Steps)
                 _log.WriteLine($"resume: warning: {Path.GetFileName(file)} holds the relaxation sets averaged at the end of its run (step {_state.Step}), not at full curriculum length; " +
                     "training goes on with that one averaged set. To continue with the sets, move this checkpoint aside and resume from the one before it.");
             return true;
@@ -398,7 +397,7 @@ public sealed class Trainer : IDisposable
                 _state.CurriculumError = 1.0;
                 _state.PullScale *= _config.RelaxationPullGrowth;
                 _log.WriteLine($"step {_state.Step}: curriculum moves to size {_state.Curriculum}");
-                if (_state.Curriculum >= _config.TrainLength && _model.ParameterSets > 1)
+                if (_state.CurriculumAtFullLength(_config) && _model.ParameterSets > 1)
                 {
                     _model.AverageParameterSets();
                     _log.WriteLine($"step {_state.Step}: full length reached; relaxation parameter sets averaged into one");
@@ -482,6 +481,9 @@ public sealed class TrainerState
 
     public int CurriculumSize(RunConfig c) =>
         !c.Curriculum || c.AllBins ? c.TrainLength : Math.Clamp(Curriculum == 0 ? c.CurriculumStart : Curriculum, 1, c.TrainLength);
+
+    /// <summary>A curriculum run has climbed to the training size: where relaxation sets are averaged by the paper's rule.</summary>
+    public bool CurriculumAtFullLength(RunConfig c) => c.Curriculum && !c.AllBins && Curriculum >= c.TrainLength;
 
     public double Pull(RunConfig c) => c.RelaxationPull * PullScale;
     public double SaturationWeight(RunConfig c) => c.SaturationWeight * SaturationScale;

@@ -14,9 +14,13 @@ namespace Toolchain.Cli.Commands;
 
 /// <summary>One zoo entry of zoo/zoo.yaml.</summary>
 /// <param name="Note">Free text for the card: where training ran when not (only) on the grading machine, say.</param>
-/// <param name="Parity">Multiples of the training size at which the export's parity is checked ("1,4"), for a model
-/// that is numerically chaotic at the default 16x; null: the exporter's default (1,4,16).</param>
-public sealed record ZooEntry(string Name, string Task, string Arch, string? Preset, int Steps, IReadOnlyList<string> Set, string? Note = null, string? Parity = null);
+/// <param name="Parity">Multiples of the training size at which the export's parity is checked (`parity: "1,4"`), for
+/// a model that is numerically chaotic at the default 16x; null: the exporter's default (1,4,16).</param>
+public sealed record ZooEntry(string Name, string Task, string Arch, string? Preset, int Steps, IReadOnlyList<string> Set, string? Note = null, double[]? Parity = null)
+{
+    /// <summary>The export options the zoo publishes this entry with.</summary>
+    public ExportOptions ExportOptions => Parity is null ? new ExportOptions { WithStates = true } : new ExportOptions { WithStates = true, ParityMultiples = Parity };
+}
 
 /// <summary>
 /// `toolchain zoo [--only NAME,...] [--no-train] [--threads N] [--eval-minutes M]`: trains (resuming), exports,
@@ -89,11 +93,10 @@ public static class ZooCommand
             string Get(string key) => m.Children.TryGetValue(new YamlScalarNode(key), out var v) ? ((YamlScalarNode)v).Value! : throw new UserError($"{path}:{m.Start.Line}: zoo entry without '{key}'");
             string? Opt(string key) => m.Children.TryGetValue(new YamlScalarNode(key), out var v) ? ((YamlScalarNode)v).Value : null;
             var set = m.Children.TryGetValue(new YamlScalarNode("set"), out var s) ? ((YamlSequenceNode)s).Children.Select(x => ((YamlScalarNode)x).Value!).ToList() : [];
-            var entry = new ZooEntry(Get("name"), Get("task"), Get("arch"), Opt("preset"), int.Parse(Get("steps"), CultureInfo.InvariantCulture), set, Opt("note"), Opt("parity"));
-            if (entry.Parity is not null)
-                try { ExportOptions.ParseMultiples(entry.Parity, "parity"); }
-                catch (ArgumentException x) { throw new UserError($"{path}:{m.Start.Line}: {x.Message}"); }
-            list.Add(entry);
+            double[]? parity;
+            try { parity = Opt("parity") is string text ? ExportOptions.ParseMultiples(text, "parity") : null; }
+            catch (ArgumentException x) { throw new UserError($"{path}:{m.Start.Line}: {x.Message}"); }
+            list.Add(new ZooEntry(Get("name"), Get("task"), Get("arch"), Opt("preset"), int.Parse(Get("steps"), CultureInfo.InvariantCulture), set, Opt("note"), parity));
         }
         return list;
     }
@@ -121,9 +124,7 @@ public static class ZooCommand
         using (model)
         {
             ExportResult export;
-            var options = new ExportOptions { WithStates = true };
-            if (e.Parity is not null) options = options with { ParityMultiples = ExportOptions.ParseMultiples(e.Parity, "parity") };
-            try { export = ModelExporter.Export(model, ckpt.FileHash ?? "", options); }
+            try { export = ModelExporter.Export(model, ckpt.FileHash ?? "", e.ExportOptions); }
             catch (ParityException x)
             {
                 Cli.Line(w, $"== {e.Name}: not published: {x.Message}");
@@ -233,7 +234,7 @@ public static class ZooCommand
             ["wall_time_seconds"] = Math.Round(state.WallSeconds),
             ["machine"] = Machine(),
             ["note"] = e.Note,
-            ["export_parity_multiples"] = e.Parity ?? "1,4,16",
+            ["export_parity_multiples"] = string.Join(",", e.ExportOptions.ParityMultiples.Select(m => m.ToString(CultureInfo.InvariantCulture))),
             ["model"] = Path.GetFileName(onnx),
             ["checkpoint_sha256"] = ckpt.FileHash,
             ["config"] = JsonNode.Parse(ckpt.Config.ToJson()),
