@@ -75,6 +75,19 @@ public sealed record RunConfig
     /// positions at zero, so it learns to run more steps than its input needs. dngpu only; the task's inputs
     /// must hold no PAD of their own.</summary>
     public bool BinPadding { get; init; }
+    /// <summary>The training bins as input lengths in tokens, comma-separated (needs bin_padding): a bin of length L
+    /// holds every example longer than the bin before it and at most L tokens long, padded to L, and runs L steps.
+    /// "dngpu" is the DNGPU reference's 8,12,16,20,25,28,31,36,41 below the training length, then the training
+    /// length itself (exactly the reference's bins at train_length 20). Empty: one bin per size of
+    /// the default sizes (see Trainer.Bins), each of its own length.</summary>
+    public string BinLengths { get; init; } = "";
+    /// <summary>How the bins' cross-entropies make the loss: sum (this project's first port) or mean (the DNGPU
+    /// reference, which averages its bins).</summary>
+    public string BinLoss { get; init; } = "sum";
+    /// <summary>Training examples come from a fixed pool of this many examples per size, drawn uniformly with
+    /// replacement (the DNGPU reference generates 10,000 per length once and cycles through them); 0 = a fresh
+    /// random example every draw.</summary>
+    public int TrainSetSize { get; init; }
     /// <summary>The loss (and the training accuracy) counts only positions where the input or the target is not
     /// PAD, averaged over those positions, as the ANCHORS' first port did. Off (as in the DNGPU reference, which
     /// masks the state but not the loss): every position of the bin counts, including the PAD tail of a shorter
@@ -96,8 +109,17 @@ public sealed record RunConfig
     public double Dropout { get; init; }
     /// <summary>Gradient noise: variance grad_noise / sqrt(step+1), scaled by the fraction of wrong outputs; 0 = off.</summary>
     public double GradNoise { get; init; }
-    /// <summary>DNGPU saturation cost weight (0 = off), re-balanced every saturation_rebalance steps to keep it this fraction of the loss.</summary>
+    /// <summary>Gradient noise of the DNGPU reference: truncated-normal noise (cut at 2 standard deviations) times the
+    /// current learning rate times this, added to every gradient element (the reference: 1e-4); 0 = off.</summary>
+    public double GradNoiseLr { get; init; }
+    /// <summary>DNGPU saturation cost weight (0 = off). saturation_mode=mean: the mean of relu(|x| - 0.9) per
+    /// pre-activation, summed over steps / n and over bins, its weight re-balanced every saturation_rebalance steps
+    /// to saturation_weight x avgLoss / avgSat (this project's first port). saturation_mode=dngpu (the reference):
+    /// the sum over maps, positions and steps / (n^2 B) per bin (the input layer's counted n times), averaged over
+    /// the bins; the weight starts at saturation_weight and is re-balanced to min(lr x avgLoss / avgSat,
+    /// saturation_weight), lr being the current learning rate.</summary>
     public double SaturationWeight { get; init; }
+    public string SaturationMode { get; init; } = "mean";
     public int SaturationRebalance { get; init; } = 200;
 
     // ---- bookkeeping ----
@@ -138,7 +160,8 @@ public sealed record RunConfig
     public static IReadOnlyDictionary<string, string> PresetDescriptions { get; } = new Dictionary<string, string>
     {
         ["ngpu-paper"] = "Kaiser & Sutskever: m=24, w=4, l=2, 3x3 kernels, Adam with clipping 1, curriculum, relaxation r=6, dropout 0.06, gate biases 1, no gradient noise (a no-op in the released code)",
-        ["dngpu-paper"] = "Freivalds & Liepins: m=48 (96 for bmul), hard gates, diagonal shifts, all bins at once, AdaMax lr 0.01*48/m with the beta2 schedule, saturation cost",
+        ["dngpu-ref"] = "the DNGPU reference (LUMII-Syslab/DNGPU) in every setting it has: m=48 (96 for bmul), its AdaMax with clipping, glorot, its bins with padding, 10,000 examples per size, input layer with hard_tanh and dropout, capped saturation cost, lr-scaled gradient noise, plateau decay, 20,000 steps (README: where it still differs)",
+        ["dngpu-port"] = "this project's first DNGPU port from the paper's text (was called dngpu-paper): m=48 (96 for bmul), all bins at once, AdaMax lr 0.01*48/m with the beta2 schedule, saturation cost, gradient noise 1e-3",
         ["baseline"] = "defaults for gru, lstm, cnn, transformer: m=64, 2 layers, Adam lr 1e-3, all bins at once",
         ["tiny"] = "a very small model for tests: m=8, short runs",
     };
@@ -156,7 +179,17 @@ public sealed record RunConfig
                 // the clipped gradient: 3-bit addition stalled at loss 1.0 after 400 steps with it, 0.46 without
                 GradNoise = 0,
             },
-            "dngpu-paper" => c with
+            "dngpu-ref" => c with
+            {
+                Maps = task == "bmul" ? 96 : 48, LearningRate = 0.01 * 48 / (task == "bmul" ? 96 : 48), Beta1 = 0.9, Beta2Schedule = true,
+                Epsilon = 1e-8, Optimizer = "adamax-dngpu", Init = "glorot", Steps = 20000, BatchSize = 32,
+                AllBins = true, BinPadding = true, BinLengths = "dngpu", BinLoss = "mean", TrainSetSize = 10000,
+                Dropout = task == "badd" ? 0.5 : 0.1, EmbedClip = true, EmbedDropout = task == "badd" ? 0.5 : 0.1,
+                SaturationMode = "dngpu", SaturationWeight = 1e-3, SaturationRebalance = 200,
+                GradNoise = 0, GradNoiseLr = 1e-4, LrDecay = 0.7, LrDecayEvery = 200, LrMinFactor = 1.0 / 60,
+            },
+            "dngpu-paper" => throw new ArgumentException("preset 'dngpu-paper' is now called dngpu-port (this project's first port, which differs from the reference); the DNGPU reference's recipe is dngpu-ref"),
+            "dngpu-port" => c with
             {
                 Maps = task == "bmul" ? 96 : 48, LearningRate = 0.01 * 48 / (task == "bmul" ? 96 : 48), Beta2Schedule = true,
                 AllBins = true, Dropout = task == "badd" ? 0.5 : 0.1, SaturationWeight = 1e-3, GradNoise = 1e-3, BatchSize = 32,
@@ -172,7 +205,7 @@ public sealed record RunConfig
     public static string DefaultPreset(string arch) => arch switch
     {
         "ngpu" => "ngpu-paper",
-        "dngpu" => "dngpu-paper",
+        "dngpu" => "dngpu-ref",
         _ => "baseline",
     };
 
@@ -233,6 +266,12 @@ public sealed record RunConfig
         Require(Arch != "transformer" || Maps % Heads == 0, "maps must be divisible by heads");
         Require(!BinPadding || (Arch == "dngpu" && AllBins), "bin_padding needs arch dngpu with all_bins=true");
         Require(EmbedDropout is >= 0 and < 1, "embed_dropout must be in [0, 1)");
+        Require(BinLengths == "" || BinPadding, "bin_lengths needs bin_padding=true (shorter examples are padded into each bin)");
+        Require(BinLoss is "sum" or "mean", $"bin_loss must be sum or mean, not '{BinLoss}'");
+        Require(SaturationMode is "mean" or "dngpu", $"saturation_mode must be mean or dngpu, not '{SaturationMode}'");
+        Require(SaturationMode == "mean" || Arch == "dngpu", "saturation_mode=dngpu is a dngpu setting");
+        Require(TrainSetSize >= 0, "train_set_size must be at least 0 (0 = fresh examples)");
+        Require(GradNoiseLr >= 0, "grad_noise_lr must be at least 0 (0 = off)");
         Require((!EmbedClip && EmbedDropout == 0) || Arch == "dngpu", "embed_clip and embed_dropout are dngpu settings");
         Require(LrDecay is >= 0 and < 1, "lr_decay must be in [0, 1) (0 = off)");
         Require(LrDecayEvery >= 1, "lr_decay_every must be at least 1");

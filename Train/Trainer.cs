@@ -83,6 +83,48 @@ public sealed class Trainer : IDisposable
         return [.. bins];
     }
 
+    /// <summary>One training bin: examples of sizes in (<c>Below</c>, <c>Size</c>] (bin_padding), or exactly
+    /// <c>Size</c> (no <c>Below</c>), padded with PAD to <c>Length</c> tokens, so the model runs <c>Length</c> steps.</summary>
+    public readonly record struct Bin(int Length, int Size, int? Below);
+
+    /// <summary>The DNGPU reference's bin lengths (DNGPU_trainer.py), for inputs of up to 41 tokens.</summary>
+    public static readonly int[] ReferenceBinLengths = [8, 12, 16, 20, 25, 28, 31, 36, 41];
+
+    /// <summary>The bins a step trains on. Default: one bin per size of <see cref="Bins(AlgorithmicTask, int)"/>, each of
+    /// its own length (with bin_padding, each also holds the sizes above the bin before it). With bin_lengths, the
+    /// listed lengths (or "dngpu": the reference's lengths below the training length, then the training length):
+    /// a bin holds every size whose input fits in it and not in the bin before it.</summary>
+    public static Bin[] TrainingBins(RunConfig config, AlgorithmicTask task)
+    {
+        if (config.BinLengths == "")
+        {
+            var sizes = Bins(task, config.TrainLength);
+            return [.. sizes.Select((s, i) => new Bin(task.LengthForSize(s), s,
+                !config.BinPadding ? null : i > 0 ? sizes[i - 1] : task.MinSize - 1))];
+        }
+        int top = task.LengthForSize(config.TrainLength);
+        int[] lengths = config.BinLengths == "dngpu"
+            ? [.. ReferenceBinLengths.Where(l => l < top), top]
+            : [.. config.BinLengths.Split(',', StringSplitOptions.TrimEntries).Select(t =>
+                int.TryParse(t, System.Globalization.NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v >= 1 ? v
+                : throw new ArgumentException($"bin_lengths: '{t}' is not a length (a positive whole number); write e.g. bin_lengths=8,12,16,21 or bin_lengths=dngpu"))];
+        var bins = new List<Bin>();
+        int below = task.MinSize - 1;
+        foreach (int length in lengths)
+        {
+            if (bins.Count > 0 && length <= bins[^1].Length)
+                throw new ArgumentException($"bin_lengths: {config.BinLengths} must increase");
+            int size = Math.Min(task.SizeForLength(length), config.TrainLength);
+            if (size <= below)
+                throw new ArgumentException($"bin_lengths: the bin of length {length} holds no size of task '{task.Name}' that the bins before it do not; remove it");
+            bins.Add(new Bin(length, size, below));
+            below = size;
+        }
+        if (bins[^1].Size != config.TrainLength || bins[^1].Length > top)
+            throw new ArgumentException($"bin_lengths: the last bin must be the training length {top} (size {config.TrainLength}); write e.g. bin_lengths={string.Join(',', lengths.Where(l => l < top))},{top}");
+        return [.. bins];
+    }
+
     /// <summary>Continues from the newest checkpoint in the run directory, if there is one.</summary>
     public bool TryResume()
     {
@@ -163,7 +205,7 @@ public sealed class Trainer : IDisposable
         AtomicFile.Write(Path.Combine(_dir, "config.json"), _config.ToJson());
         var result = new TrainResult { RunDirectory = _dir };
         if (Checkpoint.InDirectory(_dir).Count == 0) SaveCheckpoint(); // step 0: NaN recovery always has a place to return to
-        var bins = Bins(_task, _config.TrainLength);
+        var bins = TrainingBins(_config, _task);
         var clock = Stopwatch.StartNew();
         long startStep = _state.Step, examplesSinceLog = 0;
         double lossSum = 0, symSum = 0, seqSum = 0; int logCount = 0;
@@ -255,31 +297,31 @@ public sealed class Trainer : IDisposable
         _config.Beta2Schedule ? 1 - Math.Max(5e-4, 0.01 * Math.Pow(0.5, step / 2000.0)) : _config.Beta2;
 
     /// <summary>One optimizer step; null when the loss was not finite (nothing applied).</summary>
-    private (double Loss, double Sym, double Seq, int Size, int Examples)? TrainStep(long step, int[] bins)
+    private (double Loss, double Sym, double Seq, int Size, int Examples)? TrainStep(long step, Bin[] bins)
     {
         using var scope = torch.NewDisposeScope();
         var rng = Rng.For(_config.Seed, "data", (long)step);
         torch.manual_seed((long)(Rng.StableHash(_config.Seed, "torch", (long)step) >> 1));
-        int[] sizes;
-        int trackedSize;
-        if (_config.AllBins) { sizes = bins; trackedSize = bins[^1]; }
+        Bin[] stepBins;
+        if (_config.AllBins) stepBins = bins;
         else if (_config.Curriculum)
         {
             int current = _state.CurriculumSize(_config);
-            trackedSize = rng.NextDouble() < _config.CurriculumRandomFraction ? rng.NextInt(_task.MinSize, _config.TrainLength) : current;
-            sizes = [trackedSize];
+            int size = rng.NextDouble() < _config.CurriculumRandomFraction ? rng.NextInt(_task.MinSize, _config.TrainLength) : current;
+            stepBins = [new Bin(_task.LengthForSize(size), size, null)];
         }
-        else { trackedSize = bins[rng.NextInt(bins.Length)]; sizes = [trackedSize]; }
+        else stepBins = [bins[rng.NextInt(bins.Length)]];
+        int trackedSize = stepBins[^1].Size;
 
         _model.train();
         var loss = torch.zeros(1, device: _device).squeeze();
         Tensor? saturation = null;
         double trackedSym = 0, trackedSeq = 0, wrongFraction = 0;
         int examples = 0;
-        foreach (int size in sizes)
+        foreach (var bin in stepBins)
         {
-            int? below = !_config.BinPadding ? null : Array.IndexOf(bins, size) is int at and > 0 ? bins[at - 1] : _task.MinSize - 1;
-            var (tokens, targets) = Batch(size, rng, _config.BatchSize, below);
+            int size = bin.Size;
+            var (tokens, targets) = Batch(bin, rng, _config.BatchSize, _config.TrainSetSize);
             var output = _model.Run(tokens, keepStates: false);
             var logits = output.Logits;
             var (binLoss, counted) = Loss(logits, tokens, targets, _config.LossMask);
@@ -288,11 +330,14 @@ public sealed class Trainer : IDisposable
             using (torch.no_grad())
             {
                 var (sym, seq) = Accuracy(logits, targets, counted);
-                wrongFraction += (1 - seq) / sizes.Length;
+                wrongFraction += (1 - seq) / stepBins.Length;
                 if (size == trackedSize) { trackedSym = sym; trackedSeq = seq; }
             }
             examples += _config.BatchSize;
         }
+        if (_config.BinLoss == "mean") loss = loss / stepBins.Length;
+        // the reference averages its bins' saturation costs; this project's first port summed them
+        if (saturation is not null && _config.SaturationMode == "dngpu") saturation = saturation / stepBins.Length;
         double ceLoss = loss.item<float>();
         if (saturation is not null && _config.SaturationWeight > 0)
         {
@@ -311,6 +356,13 @@ public sealed class Trainer : IDisposable
         loss.backward();
         using (torch.no_grad())
         {
+            if (_config.GradNoiseLr > 0)
+            {
+                // the reference: truncated_normal(shape) * learning_rate * 1e-4 on every gradient, whatever the loss
+                double scale = CurrentLearningRate(step) * _config.GradNoiseLr;
+                foreach (var (_, p) in named)
+                    if (p.grad is not null) p.grad.add_(TruncatedNormal(p.grad) * scale);
+            }
             if (_config.GradNoise > 0)
             {
                 double std = Math.Sqrt(_config.GradNoise / Math.Sqrt(step + 1) * wrongFraction);
@@ -323,19 +375,36 @@ public sealed class Trainer : IDisposable
         return (ceLoss, trackedSym, trackedSeq, trackedSize, examples);
     }
 
-    /// <summary>A batch of <paramref name="count"/> random examples of one size: tokens and targets [count, length],
-    /// int64, on the device. With
-    /// <paramref name="below"/> (bin_padding), examples take sizes in (below, size], 5% any smaller size, and
-    /// are padded with PAD to the bin's length, as the DNGPU reference fills its bins.</summary>
-    private (Tensor Tokens, Tensor Targets) Batch(int size, Rng rng, int count, int? below = null)
+    /// <summary>Standard normal values cut at two standard deviations (values outside are drawn again), the shape
+    /// of <paramref name="like"/>: TensorFlow's truncated_normal, which the DNGPU reference's gradient noise uses.</summary>
+    public static Tensor TruncatedNormal(Tensor like)
     {
-        int length = _task.LengthForSize(size);
+        var x = torch.randn_like(like);
+        for (int i = 0; i < 100; i++)
+        {
+            var outside = x.abs().gt(2);
+            if (!outside.any().item<bool>()) break;
+            x = torch.where(outside, torch.randn_like(like), x);
+        }
+        return x.clamp(-2, 2);
+    }
+
+    /// <summary>A batch of <paramref name="count"/> random examples of one size: tokens and targets [count, length],
+    /// int64, on the device.</summary>
+    private (Tensor Tokens, Tensor Targets) Batch(int size, Rng rng, int count) =>
+        Batch(new Bin(_task.LengthForSize(size), size, null), rng, count, 0);
+
+    /// <summary>A batch of one bin: examples of sizes in (below, size] (5% any smaller size), padded with PAD to the
+    /// bin's length, as the DNGPU reference fills its bins. With <paramref name="poolSize"/> &gt; 0 each example is
+    /// one of a fixed pool of that many examples per size (train_set_size), picked uniformly.</summary>
+    private (Tensor Tokens, Tensor Targets) Batch(Bin bin, Rng rng, int count, int poolSize)
+    {
+        int length = bin.Length;
         var tokens = new long[count * length];
         var targets = new long[count * length];
         for (int b = 0; b < count; b++)
         {
-            int exSize = below is int lo ? PaddedExampleSize(_task, size, lo, rng) : size;
-            var ex = _task.Generate(exSize, AlgorithmicTask.Random, rng);
+            var ex = DrawExample(_task, _config.Seed, bin, poolSize, rng);
             for (int i = 0; i < ex.Length; i++)  // the tail past a shorter example stays PAD (0)
             {
                 tokens[b * length + i] = ex.Input[i];
@@ -368,6 +437,25 @@ public sealed class Trainer : IDisposable
         double sym = correct.logical_and(counted).sum().item<long>() / (double)Math.Max(1, counted.sum().item<long>());
         return (sym, correct.logical_or(counted.logical_not()).all(1).to(ScalarType.Float32).mean().item<float>());
     }
+
+    /// <summary>One random training example of a bin: its size from <see cref="PaddedExampleSize"/> (bin_padding) or
+    /// the bin's size; with <paramref name="poolSize"/> &gt; 0 one of that many fixed examples of its size (a pure
+    /// function of the seed, the size and its index in the pool), as the reference draws from its training set.</summary>
+    public static Example DrawExample(AlgorithmicTask task, ulong seed, Bin bin, int poolSize, Rng rng)
+    {
+        int size = bin.Below is int below ? PaddedExampleSize(task, bin.Size, below, rng) : bin.Size;
+        var exampleRng = poolSize > 0 ? Rng.For(seed, "train-set", size, rng.NextInt(0, poolSize - 1)) : rng;
+        return task.Generate(size, AlgorithmicTask.Random, exampleRng);
+    }
+
+    /// <summary>The saturation weight's scale (weight = saturation_weight x scale) after a re-balancing window whose
+    /// mean cross-entropy was <paramref name="avgLoss"/> and mean unweighted saturation cost <paramref name="avgSat"/>.
+    /// mean: avgLoss / avgSat (the current scale when avgSat is 0). dngpu (the reference's set_saturation_weight):
+    /// the weight becomes min(lr x avgLoss / avgSat, saturation_weight), at least 1e-20.</summary>
+    public static double RebalancedSaturationScale(RunConfig config, double learningRate, double avgLoss, double avgSat, double current) =>
+        config.SaturationMode == "dngpu"
+            ? Math.Clamp(learningRate * avgLoss / (avgSat + 1e-20), 1e-20, config.SaturationWeight) / config.SaturationWeight
+            : avgSat > 1e-12 ? avgLoss / avgSat : current;
 
     /// <summary>bin_padding: the size of one example in the bin of <paramref name="size"/> whose next smaller bin
     /// is <paramref name="below"/>: uniform in (below, size], or with probability 5% uniform over every smaller size.</summary>
@@ -408,7 +496,7 @@ public sealed class Trainer : IDisposable
         if (_config.SaturationWeight > 0 && _state.SaturationCount >= _config.SaturationRebalance)
         {
             double avgSat = _state.SaturationSum / _state.SaturationCount, avgLoss = _state.LossSum / _state.SaturationCount;
-            _state.SaturationScale = avgSat > 1e-12 ? avgLoss / avgSat : _state.SaturationScale;
+            _state.SaturationScale = RebalancedSaturationScale(_config, CurrentLearningRate(_state.Step), avgLoss, avgSat, _state.SaturationScale);
             _state.SaturationSum = _state.LossSum = 0;
             _state.SaturationCount = 0;
         }

@@ -17,7 +17,9 @@ namespace Toolchain.Train.Models;
 /// where `*` is a zero-padded 1-D convolution of width 3, hard_sigmoid(x) = clip(0.5x + 0.5, 0, 1),
 /// hard_tanh(x) = clip(x, -1, 1), and shift moves the first third of the maps one position left
 /// (towards position 0), the second third one position right, and leaves the rest in place.
-/// The saturation cost mean(relu(|x| - 0.9)) over every pre-activation keeps the gates off the flat parts.
+/// The saturation cost relu(|x| - 0.9) over every pre-activation keeps the gates off the flat parts: with
+/// saturation_mode=mean its mean per pre-activation, summed over steps / n; with saturation_mode=dngpu (the
+/// reference) its sum over maps, positions and steps / (n^2 B), the input layer's counted n times.
 /// Initial gate biases: reset 0.5, update 0.7. Logits = O s_n at every position.
 /// With embed_clip the embedded input passes hard_tanh (and embed_dropout while training) first, as in the reference.
 /// With bin_padding the state is multiplied by mask = (token != PAD) after the embedding and after every step,
@@ -27,7 +29,7 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
 {
     private readonly int _m, _k;
     private readonly double _dropout;
-    private readonly bool _mask, _embedClip;
+    private readonly bool _mask, _embedClip, _satSum;
     private readonly double _embedDropout;
 
     private Parameter embedding;   // [V, m]
@@ -41,6 +43,7 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
     public ImprovedNeuralGpu(RunConfig c, int vocab) : base("dngpu", c, vocab)
     {
         (_m, _k, _dropout, _mask, _embedClip, _embedDropout) = (c.Maps, c.KernelWidth, c.Dropout, c.BinPadding, c.EmbedClip, c.EmbedDropout);
+        _satSum = c.SaturationMode == "dngpu";
         long fanIn = (long)_m * _k;
         bool glorot = c.Init == "glorot";
         embedding = glorot ? Glorot(vocab, _m, vocab, _m) : Uniform(_m, vocab, _m);
@@ -97,12 +100,13 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
             }
         }
         var logits = torch.matmul(s.permute(0, 2, 1), out_weight.t()) + out_bias;
-        return new ModelOutput(logits, states is null ? null : torch.stack(states, 1), training ? saturation / n : null);
+        var scale = _satSum ? n * n * tokens.shape[0] : n;
+        return new ModelOutput(logits, states is null ? null : torch.stack(states, 1), training ? saturation / scale : null);
     }
 
     private static Tensor HardSigmoid(Tensor x) => (x * 0.5 + 0.5).clamp(0, 1);
 
-    private static Tensor Saturation(Tensor x) => F.relu(x.abs() - 0.9).mean();
+    private Tensor Saturation(Tensor x) => _satSum ? F.relu(x.abs() - 0.9).sum() : F.relu(x.abs() - 0.9).mean();
 
     /// <summary>The diagonal gate's shift: maps [0, a) take the value of position i+1, maps [a, 2a) of position
     /// i-1 (zero beyond the ends), the remaining maps stay.</summary>

@@ -67,7 +67,7 @@ public class BenchTests : IDisposable
     [Fact]
     public void Flop_count_follows_the_formula()
     {
-        var d = RunConfig.Preset("dngpu-paper", "dngpu", "badd") with { Maps = 48 };
+        var d = RunConfig.Preset("dngpu-port", "dngpu", "badd") with { Maps = 48 };
         // (2m*m*k + m*m*k) * n MACs per step, n steps, 2 FLOPs per MAC
         Toolchain.Cli.Bench.Bench.ConvFlops(d, 41, 2).Should().Be(2.0 * (2 * 48 * 48 * 3 + 48 * 48 * 3) * 41 * 41 * 2);
         var g = RunConfig.Preset("ngpu-paper", "ngpu", "badd");

@@ -284,9 +284,9 @@ public class TrainTests : IDisposable
     {
         var task = TaskRegistry.Get("badd");
         torch.manual_seed(3);
-        using var glorot = ModelRegistry.Create((RunConfig.Preset("dngpu-paper", "dngpu", "badd") with { Init = "glorot" }).Validate(), task.Vocab.Count);
+        using var glorot = ModelRegistry.Create((RunConfig.Preset("dngpu-port", "dngpu", "badd") with { Init = "glorot" }).Validate(), task.Vocab.Count);
         torch.manual_seed(3);
-        using var plain = ModelRegistry.Create(RunConfig.Preset("dngpu-paper", "dngpu", "badd").Validate(), task.Vocab.Count);
+        using var plain = ModelRegistry.Create(RunConfig.Preset("dngpu-port", "dngpu", "badd").Validate(), task.Vocab.Count);
         float Max(AlgorithmicModel m, string name) => m.named_parameters().Single(p => p.name == name).parameter.abs().max().item<float>();
         double bound = Math.Sqrt(6.0 / (144 + 144)); // kernel 3 x 48 maps in and out
         Max(glorot, "cand_weight").Should().BeLessThanOrEqualTo((float)bound).And.BeGreaterThan((float)(0.95 * bound));
@@ -299,7 +299,7 @@ public class TrainTests : IDisposable
     [Fact]
     public void Unknown_or_mistyped_settings_are_errors()
     {
-        var c = RunConfig.Preset("dngpu-paper", "dngpu", "bmul");
+        var c = RunConfig.Preset("dngpu-port", "dngpu", "bmul");
         c.Maps.Should().Be(96);
         c.With(["maps=24", "dropout=0.25", "curriculum=true"]).Should().Be(c with { Maps = 24, Dropout = 0.25, Curriculum = true });
         FluentActions.Invoking(() => c.With(["mapz=3"])).Should().Throw<ArgumentException>().WithMessage("unknown setting 'mapz'*");

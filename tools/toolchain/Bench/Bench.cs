@@ -323,10 +323,15 @@ public static class Bench
             $"2 x {s}^3 FLOPs per product; peak = the fastest of TorchSharp and ONNX Runtime, default threads and one thread");
     }
 
+    /// <summary>The preset the bench measures: the architecture's default, except dngpu-port for dngpu, whose
+    /// single-size step the committed bench runs measured before dngpu-ref became the default (dngpu-ref trains
+    /// padded bins, which a step pinned to one size does not have).</summary>
+    private static string BenchPreset(string arch) => arch == "dngpu" ? "dngpu-port" : RunConfig.DefaultPreset(arch);
+
     private static AlgorithmicModel CreateModel(BenchModel spec, BenchOptions o, AlgorithmicTask task)
     {
         torch.manual_seed(1);
-        var config = (RunConfig.Preset(RunConfig.DefaultPreset(spec.Arch), spec.Arch, o.Task) with { Maps = spec.Maps, TrainLength = o.TrainSize }).Validate();
+        var config = (RunConfig.Preset(BenchPreset(spec.Arch), spec.Arch, o.Task) with { Maps = spec.Maps, TrainLength = o.TrainSize }).Validate();
         var model = ModelRegistry.Create(config, task.Vocab.Count);
         model.AverageParameterSets(); // a finished run: one parameter set, as exported
         model.eval();
@@ -463,7 +468,7 @@ public static class Bench
     {
         var (shortSteps, longSteps) = o.TrainStepsFor.TryGetValue(spec.Name, out var s) ? s : (o.TrainStepsShort, o.TrainStepsLong);
         var task = TaskRegistry.Get(o.Task);
-        var config = (RunConfig.Preset(RunConfig.DefaultPreset(spec.Arch), spec.Arch, o.Task) with
+        var config = (RunConfig.Preset(BenchPreset(spec.Arch), spec.Arch, o.Task) with
         {
             Maps = spec.Maps, TrainLength = o.TrainSize, BatchSize = o.TrainBatch, Steps = longSteps + 1, // one more: the run's last step averages relaxation sets and checkpoints
             AllBins = false, Curriculum = true, CurriculumStart = o.TrainSize, CurriculumRandomFraction = 0,
