@@ -21,8 +21,8 @@ public abstract class ArithmeticTask : AlgorithmicTask
         Operator = op;
         _vocab = [PadSymbol, .. Enumerable.Range(0, radix).Select(d => d.ToString(CultureInfo.InvariantCulture)), op.ToString()];
         _families = op == '+'
-            ? [Random, "carry", "complement", "all_ones", "all_zeros", "alternating", "powers_of_two", "symmetric", "uneven"]
-            : [Random, "all_ones", "all_zeros", "alternating", "powers_of_two", "symmetric", "uneven"];
+            ? [Random, "carry", "complement", "all_ones", "all_zeros", "alternating", "powers_of_two", "symmetric", "uneven", "identity_a", "identity_b", "no_carry"]
+            : [Random, "all_ones", "all_zeros", "alternating", "powers_of_two", "symmetric", "uneven", "identity_a", "identity_b"];
     }
 
     public int Radix { get; }
@@ -107,12 +107,37 @@ public abstract class ArithmeticTask : AlgorithmicTask
             "powers_of_two" => PowersOfTwo(size, rng),
             "symmetric" => Symmetric(size, rng),
             "uneven" => Uneven(size, rng),
+            "identity_a" => (Identity(size), FullDigits(size, rng)),
+            "identity_b" => (FullDigits(size, rng), Identity(size)),
+            "no_carry" => NoCarry(size, rng),
             _ => (RandomDigits(size, size, rng), RandomDigits(size, size, rng)),
         };
         return EncodeInput(a, b);
     }
 
     private static int[] Fill(int size, int digit) => Enumerable.Repeat(digit, size).ToArray();
+
+    /// <summary>The operation's identity as k digits: 0 for addition, 1 for multiplication. With it as one operand
+    /// the result is the other operand, which has to travel across the whole tape to the output.</summary>
+    private int[] Identity(int size) => Digits.FromBigInteger(Operator == '+' ? BigInteger.Zero : BigInteger.One, Radix, size);
+
+    /// <summary>k random digits whose top digit is non-zero, so the operand spans the whole operand field.</summary>
+    private int[] FullDigits(int size, Rng rng)
+    {
+        var d = RandomDigits(size, size, rng);
+        d[size - 1] = 1 + rng.NextInt(Radix - 1);
+        return d;
+    }
+
+    /// <summary>a random, b random under the constraint a_i + b_i &lt; B at every position: addition without a single
+    /// carry, so an error can only come from moving the operands, not from carrying.</summary>
+    private (int[], int[]) NoCarry(int size, Rng rng)
+    {
+        var a = RandomDigits(size, size, rng);
+        var b = new int[size];
+        for (int i = 0; i < size; i++) b[i] = rng.NextInt(Radix - a[i]);
+        return (a, b);
+    }
 
     /// <summary>k digits of which the lowest <paramref name="significant"/> are random and the rest zero; when
     /// significant &lt; k the top significant digit is non-zero, so the operand really has that many digits.</summary>

@@ -45,6 +45,42 @@ public class FamilyTests
             LongestCarryChain(a, b, t.Radix, k).Should().BeGreaterThanOrEqualTo(3 * k / 4);
     }
 
+    [Theory]
+    [InlineData("badd")]
+    [InlineData("qadd")]
+    [InlineData("add")]
+    [InlineData("bmul")]
+    [InlineData("qmul")]
+    [InlineData("mul")]
+    public void Identity_families_make_the_result_the_other_operand_spanning_every_digit(string task)
+    {
+        var identity = TaskRegistry.Get(task) is ArithmeticTask { Operator: '+' } ? BigInteger.Zero : BigInteger.One;
+        foreach (var (a, b, k, t) in Draw(task, "identity_a"))
+        {
+            a.Should().Be(identity);
+            b.Should().BeGreaterThanOrEqualTo(BigInteger.Pow(t.Radix, k - 1), "b's top digit is non-zero");
+            t.Apply(a, b).Should().Be(b);
+        }
+        foreach (var (a, b, k, t) in Draw(task, "identity_b"))
+        {
+            b.Should().Be(identity);
+            a.Should().BeGreaterThanOrEqualTo(BigInteger.Pow(t.Radix, k - 1));
+            t.Apply(a, b).Should().Be(a);
+        }
+    }
+
+    [Theory]
+    [InlineData("badd")]
+    [InlineData("qadd")]
+    [InlineData("add")]
+    public void No_carry_family_never_carries_and_is_not_trivial(string task)
+    {
+        var draws = Draw(task, "no_carry").ToList();
+        draws.Should().OnlyContain(x => LongestCarryChain(x.A, x.B, x.T.Radix, x.K) == 0);
+        draws.Count(x => x.B > 0).Should().BeGreaterThan(draws.Count / 2);
+        TaskRegistry.Get("bmul").Families.Should().NotContain("no_carry");
+    }
+
     [Fact]
     public void Random_family_rarely_has_long_carry_chains()
     {
