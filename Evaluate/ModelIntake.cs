@@ -20,7 +20,8 @@ public sealed record ModelInfo(
     string? Source,
     bool HasMetadata,
     long IrVersion,
-    long Opset)
+    long Opset,
+    IReadOnlyList<ModelInfo>? Members = null)
 {
     /// <summary>Exponent of cost growth per example in the length: the Neural GPU archs run n steps over n
     /// positions (length^2); the others are taken as linear unless fitted.</summary>
@@ -45,7 +46,7 @@ public sealed record ModelInfo(
         catch (JsonException) { return null; }
     }
 
-    public string Label => $"{Task.Name}/{Arch}";
+    public string Label => Members is null ? $"{Task.Name}/{Arch}" : $"{Task.Name}/{Arch} ensemble of {Members.Count}";
 }
 
 /// <summary>
@@ -83,6 +84,48 @@ public static class ModelIntake
             throw;
         }
         return (info, runner);
+    }
+
+    /// <summary>Opens every model of an ensemble (<see cref="OnnxRunner.AddMember"/>): they must share the task and
+    /// the training size. The ensemble's info is the first model's, named after all of them, with a SHA-256 over
+    /// the members' hashes in order (so a resumed or cached result belongs to exactly these models).</summary>
+    public static (ModelInfo Info, OnnxRunner Runner) OpenEnsemble(IReadOnlyList<string> paths, string? taskOverride, int? trainLengthOverride, RunnerOptions options)
+    {
+        if (paths.Count < 2) throw new EvaluationException($"an ensemble needs at least two models, got {paths.Count}; name them: --ensemble A.onnx B.onnx");
+        var infos = new List<ModelInfo>();
+        OnnxRunner? first = null;
+        try
+        {
+            foreach (var path in paths)
+            {
+                var (info, runner) = Open(path, taskOverride, trainLengthOverride, options);
+                if (first is null) first = runner;
+                else
+                {
+                    first.AddMember(runner);
+                    if (info.Task.Name != infos[0].Task.Name || info.TrainLength != infos[0].TrainLength)
+                        throw new EvaluationException($"ensemble: '{path}' is a {info.Task.Name} model trained at size {info.TrainLength}, but '{paths[0]}' is a " +
+                            $"{infos[0].Task.Name} model at size {infos[0].TrainLength}; an ensemble averages models of one task and training size");
+                }
+                infos.Add(info);
+            }
+        }
+        catch
+        {
+            first?.Dispose();
+            throw;
+        }
+        string hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+            System.Text.Encoding.UTF8.GetBytes(string.Join("\n", infos.Select(i => i.Sha256)))));
+        var combined = infos[0] with
+        {
+            FileName = "ensemble(" + string.Join(", ", infos.Select(i => i.FileName)) + ")",
+            Sha256 = hash,
+            Bytes = infos.Sum(i => i.Bytes),
+            Arch = infos.All(i => i.Arch == infos[0].Arch) ? infos[0].Arch : "mixed",
+            Members = infos,
+        };
+        return (combined, first!);
     }
 
     /// <summary>Checks the file's header and metadata (no session); resolves task and training size.</summary>

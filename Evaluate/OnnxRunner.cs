@@ -58,6 +58,8 @@ public sealed class OnnxRunner : IDisposable
     private readonly string _path;
     private long[] _tokens = [];
     private float[] _logits = [];
+    private float[] _probabilities = [];
+    private readonly List<OnnxRunner> _members = [];
 
     public int Vocab { get; }
     public RunnerOptions Options { get; }
@@ -198,6 +200,21 @@ public sealed class OnnxRunner : IDisposable
     /// <summary>Shortest length at which one example could not be allocated; longer lengths fail at once.</summary>
     public int? OutOfMemoryLength { get; private set; }
 
+    /// <summary>The other models of an ensemble (<see cref="AddMember"/>); empty for a single model.</summary>
+    public IReadOnlyList<OnnxRunner> Members => _members;
+
+    /// <summary>Makes this runner an ensemble: its predictions become the argmax of the per-position softmax
+    /// probabilities averaged over itself and every member (equal weights). A position where two tokens tie
+    /// for the highest average, or where any member's logits are not finite, gets no prediction (-1, wrong):
+    /// an ensemble of a right model and an equally confident wrong one does not guess between them. The
+    /// member is disposed with this runner.</summary>
+    public void AddMember(OnnxRunner member)
+    {
+        if (member.Vocab != Vocab)
+            throw new ArgumentException($"ensemble: '{member._path}' has {member.Vocab} output classes, '{_path}' has {Vocab}");
+        _members.Add(member);
+    }
+
     /// <summary>Sub-batch caps learnt from allocation failures, per length.</summary>
     private readonly Dictionary<int, int> _batchCap = [];
 
@@ -243,15 +260,92 @@ public sealed class OnnxRunner : IDisposable
     private void RunBatch(IReadOnlyList<int[]> inputs, int start, int b, int length, int[][] result)
     {
         long tokens = (long)b * length;
-        long logits = checked(tokens * Vocab);
         if (_tokens.Length < tokens) _tokens = new long[tokens];
-        if (_logits.Length < logits) _logits = new float[logits];
         for (int i = 0; i < b; i++)
         {
             var x = inputs[start + i];
             for (int j = 0; j < length; j++) _tokens[(long)i * length + j] = x[j];
         }
-        using (var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _tokens.AsMemory(0, (int)tokens), [b, length]))
+        if (_members.Count > 0)
+        {
+            RunEnsemble(b, length, result, start);
+            return;
+        }
+        var span = Logits(_tokens, b, length);
+        for (int i = 0; i < b; i++)
+        {
+            var pred = new int[length];
+            for (int j = 0; j < length; j++)
+                pred[j] = ArgMax(span.Slice((i * length + j) * Vocab, Vocab));
+            result[start + i] = pred;
+        }
+        Batches++;
+        Examples += b;
+    }
+
+    /// <summary>The ensemble's predictions: softmax probabilities summed over the models (the argmax of the sum
+    /// is the argmax of the mean), a tie or a non-finite value giving -1.</summary>
+    private void RunEnsemble(int b, int length, int[][] result, int start)
+    {
+        int positions = b * length;
+        long size = checked((long)positions * Vocab);
+        if (_probabilities.Length < size) _probabilities = new float[size];
+        var sum = _probabilities.AsSpan(0, (int)size);
+        sum.Clear();
+        foreach (var model in _members.Prepend(this))
+        {
+            var logits = model.Logits(_tokens, b, length);
+            for (int p = 0; p < positions; p++)
+                AddSoftmax(logits.Slice(p * Vocab, Vocab), sum.Slice(p * Vocab, Vocab));
+        }
+        for (int i = 0; i < b; i++)
+        {
+            var pred = new int[length];
+            for (int j = 0; j < length; j++)
+                pred[j] = UniqueArgMax(sum.Slice((i * length + j) * Vocab, Vocab));
+            result[start + i] = pred;
+        }
+        Batches++;
+        Examples += b;
+    }
+
+    /// <summary>Adds softmax(<paramref name="logits"/>) to <paramref name="sum"/>; NaN everywhere when a logit is
+    /// not finite.</summary>
+    public static void AddSoftmax(ReadOnlySpan<float> logits, Span<float> sum)
+    {
+        float max = float.NegativeInfinity;
+        foreach (float x in logits)
+        {
+            if (!float.IsFinite(x)) { sum.Fill(float.NaN); return; }
+            max = Math.Max(max, x);
+        }
+        double total = 0;
+        foreach (float x in logits) total += Math.Exp(x - max);
+        for (int v = 0; v < logits.Length; v++) sum[v] += (float)(Math.Exp(logits[v] - max) / total);
+    }
+
+    /// <summary>Index of the largest value, or -1 when it is not unique or a value is NaN.</summary>
+    public static int UniqueArgMax(ReadOnlySpan<float> v)
+    {
+        int best = -1;
+        bool tied = false;
+        for (int i = 0; i < v.Length; i++)
+        {
+            if (float.IsNaN(v[i])) return -1;
+            if (best < 0 || v[i] > v[best]) { best = i; tied = false; }
+            else if (v[i] == v[best]) tied = true;
+        }
+        return tied ? -1 : best;
+    }
+
+    /// <summary>Runs this runner's session on <paramref name="source"/>'s first b x length tokens; the logits
+    /// [b, length, vocab] stay valid until its next call.</summary>
+    private Span<float> Logits(long[] source, int b, int length)
+    {
+        long tokens = (long)b * length;
+        long logits = checked(tokens * Vocab);
+        if (_logits.Length < logits) _logits = new float[logits];
+        using (var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, source.AsMemory(0, (int)tokens), [b, length]))
         using (var output = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, _logits.AsMemory(0, (int)logits), [b, length, Vocab]))
         {
             try
@@ -265,16 +359,7 @@ public sealed class OnnxRunner : IDisposable
                     $"(contract 1 needs logits of shape [batch, length, {Vocab}] for any batch and length)", e);
             }
         }
-        var span = _logits.AsSpan(0, (int)logits);
-        for (int i = 0; i < b; i++)
-        {
-            var pred = new int[length];
-            for (int j = 0; j < length; j++)
-                pred[j] = ArgMax(span.Slice((i * length + j) * Vocab, Vocab));
-            result[start + i] = pred;
-        }
-        Batches++;
-        Examples += b;
+        return _logits.AsSpan(0, (int)logits);
     }
 
     /// <summary>Index of the largest value (the first on ties); NaN never wins; -1 when all are NaN.</summary>
@@ -306,6 +391,7 @@ public sealed class OnnxRunner : IDisposable
 
     public void Dispose()
     {
+        foreach (var member in _members) member.Dispose();
         _session.Dispose();
         _options.Dispose();
         _runOptions.Dispose();

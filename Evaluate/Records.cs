@@ -121,7 +121,13 @@ public sealed record BreakPointResult
 
 public sealed record ToolInfo(string Name, string Version, string? GitCommit);
 
-public sealed record ModelSection(string File, string Sha256, long Bytes, string Task, string Arch, int TrainLength, string? Config, string? Source, bool Metadata, long IrVersion, long Opset);
+/// <summary>The graded model; for an ensemble (eval --ensemble) the first member's fields, named after every
+/// member, with a SHA-256 over the members' hashes and the members listed in <c>Ensemble</c>.</summary>
+public sealed record ModelSection(string File, string Sha256, long Bytes, string Task, string Arch, int TrainLength, string? Config, string? Source,
+    bool Metadata, long IrVersion, long Opset, List<EnsembleMember>? Ensemble = null);
+
+/// <summary>One model of an ensemble: its file, SHA-256, architecture and training configuration.</summary>
+public sealed record EnsembleMember(string File, string Sha256, string Arch, string? Config);
 
 public sealed record SuiteSection(string Name, string Hash, ulong Seed, List<string>? LevelFilter);
 

@@ -10,7 +10,12 @@ public static class EvalCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "the ONNX model (contract 1: tokens -> logits)" };
+        var model = new Argument<string?>("model") { Description = "the ONNX model (contract 1: tokens -> logits)", Arity = ArgumentArity.ZeroOrOne };
+        var ensemble = new Option<string[]>("--ensemble")
+        {
+            Description = "grade an ensemble: these models (with MODEL, if given) averaged per position (softmax probabilities, equal weights)",
+            AllowMultipleArgumentsPerToken = true,
+        };
         var suite = new Option<string>("--suite") { Description = "built-in suite name or suite file", DefaultValueFactory = _ => "standard" };
         var levels = new Option<string?>("--levels") { Description = "comma-separated level names to run (e.g. 1x,10x; 'cases' for the pinned cases); default all" };
         var outDir = new Option<string?>("--out") { Description = "output folder (default: eval-<model name>)" };
@@ -32,20 +37,24 @@ public static class EvalCommand
         var bpMinutes = new Option<double>("--break-point-minutes") { Description = "time limit of the break-point search", DefaultValueFactory = _ => 5 };
         var cmd = new Command("eval", "grade an ONNX model at 1x, 10x, 100x, 1000x its training size; writes results.json, failures.jsonl, summary.md, index.html")
         {
-            model, suite, levels, outDir, provider, threads, opt, batchTokens, budget, memory, shard, resume, task, trainLength, breakPoint, bpSamples, bpMax, bpMinutes,
+            model, ensemble, suite, levels, outDir, provider, threads, opt, batchTokens, budget, memory, shard, resume, task, trainLength, breakPoint, bpSamples, bpMax, bpMinutes,
         };
         cmd.SetAction(r =>
         {
             var w = r.InvocationConfiguration.Output;
             var err = r.InvocationConfiguration.Error;
-            string path = r.GetValue(model)!;
+            string[] members = [.. new[] { r.GetValue(model) }.OfType<string>(), .. r.GetValue(ensemble) ?? []];
+            if (members.Length == 0) throw new UserError("eval needs a model: toolchain eval MODEL.onnx, or an ensemble: toolchain eval --ensemble A.onnx B.onnx ...");
+            if (r.GetValue(ensemble) is { Length: > 0 } && members.Length < 2)
+                throw new UserError("--ensemble needs at least two models in all: toolchain eval --ensemble A.onnx B.onnx ...");
+            string path = members[0];
             if (r.GetValue(threads) < 0) throw new UserError("--threads must be 0 (default) or more");
             if (r.GetValue(batchTokens) < 1) throw new UserError("--batch-tokens must be at least 1");
             if (r.GetValue(budget) is <= 0) throw new UserError("--budget-minutes must be positive");
             if (r.GetValue(bpSamples) < 1) throw new UserError("--break-point-samples must be at least 1");
             var suiteDef = SuiteFile.Resolve(r.GetValue(suite)!);
             var shardSpec = r.GetValue(shard) is { } s ? Shard.Parse(s) : Shard.FromEnvironment(Environment.GetEnvironmentVariable) ?? Shard.Whole;
-            string dir = r.GetValue(outDir) ?? "eval-" + Path.GetFileNameWithoutExtension(path);
+            string dir = r.GetValue(outDir) ?? (members.Length > 1 ? "eval-ensemble-" : "eval-") + Path.GetFileNameWithoutExtension(path);
             var runnerOptions = new RunnerOptions
             {
                 Provider = Enum.Parse<ProviderChoice>(r.GetValue(provider)!, ignoreCase: true),
@@ -54,7 +63,9 @@ public static class EvalCommand
                 BatchTokens = r.GetValue(batchTokens),
                 Log = line => Cli.Line(err, line),
             };
-            var (info, runner) = ModelIntake.Open(path, r.GetValue(task), r.GetValue(trainLength), runnerOptions);
+            var (info, runner) = members.Length > 1
+                ? ModelIntake.OpenEnsemble(members, r.GetValue(task), r.GetValue(trainLength), runnerOptions)
+                : ModelIntake.Open(path, r.GetValue(task), r.GetValue(trainLength), runnerOptions);
             using (runner)
             {
                 Cli.Line(err, $"eval {info.Label} ({info.FileName}, trained at size {info.TrainLength}) with suite '{suiteDef.Name}' on {runner.Provider} ({runner.Device})" +
