@@ -188,6 +188,11 @@ public static class ModelExporter
                 var got = outputs[0].GetTensorDataAsSpan<float>().ToArray();
                 if (got.Length != expected.Length)
                     throw new ParityException($"ONNX Runtime returned {got.Length} logits where TorchSharp returned {expected.Length} (length {length})");
+                // a NaN or infinite logit is no answer, in either runtime, whatever the difference between them
+                string? nonFinite = !expected.All(double.IsFinite) ? "TorchSharp" : !got.All(float.IsFinite) ? "ONNX Runtime" : null;
+                if (nonFinite is not null)
+                    throw new ParityException($"{nonFinite} computes non-finite logits (NaN or infinity) at size {size} (length {length}): " +
+                        "the checkpoint's weights are not finite or overflow; export an earlier checkpoint of the run; the model was not written");
                 double worst = MaxAbsDifference(expected, got);
                 var point = new ParityPoint(size, length, worst);
                 if (worst > options.Tolerance && options.Float64Reference)

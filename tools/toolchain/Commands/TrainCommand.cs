@@ -38,6 +38,9 @@ public static class TrainCommand
             };
             config = config.With(r.GetValue(set) ?? []).Validate();
             var w = r.InvocationConfiguration.Output;
+            // refused with numbers before any tensor is allocated (CPU memory; a CUDA device reports its own)
+            var memory = MemoryEstimate.For(config, Toolchain.Suites.TaskRegistry.Get(config.Task));
+            if (config.Device == "cpu") memory.Check(MemoryEstimate.AvailableBytes());
             if (r.GetValue(dryRun))
             {
                 Cli.Line(w, config.ToJson().ReplaceLineEndings("\n"));
