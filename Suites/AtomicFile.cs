@@ -4,6 +4,8 @@ namespace Toolchain.Suites;
 /// A failed write leaves the target as it was, removes its temp file and throws <see cref="StorageException"/>.</summary>
 public static class AtomicFile
 {
+    private static readonly string[] SystemRoots = ["/dev/", "/proc/", "/sys/"];
+
     private static readonly AsyncLocal<Func<string, Exception?>?> InjectedFault = new();
 
     /// <summary>Test hook: until disposed, writes in this async flow whose target <paramref name="fault"/> maps to
@@ -30,6 +32,9 @@ public static class AtomicFile
     public static void Write(string path, Action<Stream> write)
     {
         string full = Path.GetFullPath(path);
+        // a rename over /dev/null would replace the device with a plain file
+        if (SystemRoots.Any(root => full.StartsWith(root, StringComparison.Ordinal)))
+            throw new ArgumentException($"'{path}' is a device or system file, not a place for output; name a file in a folder of yours");
         string temp = $"{full}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp";
         try
         {

@@ -12,6 +12,15 @@ public sealed class StorageException(string path, string cause, Exception? inner
     /// <summary>Wraps a failed operation on <paramref name="path"/> (the file the user knows, not a temp file).</summary>
     public static StorageException From(string path, Exception e) => new(path, Cause(e), e);
 
+    /// <summary>"PATH: cause" for an exception of a file operation that was not wrapped where it happened; the path is
+    /// the one .NET quotes in its message.</summary>
+    public static string Describe(Exception e)
+    {
+        if (e is StorageException s) return s.Message;
+        var quoted = System.Text.RegularExpressions.Regex.Match(e.Message, "'([^']+)'");
+        return quoted.Success ? $"{quoted.Groups[1].Value}: {Cause(e)}" : $"{Cause(e)} ({FirstLine(e.Message)})";
+    }
+
     /// <summary>True for the exceptions a file operation throws when the machine refuses it.</summary>
     public static bool IsStorageFailure(Exception e) =>
         e is UnauthorizedAccessException or PathTooLongException

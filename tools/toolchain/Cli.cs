@@ -49,7 +49,7 @@ public static class Cli
         }
         catch (Exception e) when (e is FolderBusyException || StorageException.IsStorageFailure(e))
         {
-            return Fail(EnvironmentFailure, e is StorageException or FolderBusyException ? e.Message : StorageException.Cause(e));
+            return Fail(EnvironmentFailure, e is FolderBusyException ? e.Message : StorageException.Describe(e));
         }
         catch (Exception e) when (IsUserError(e))
         {
@@ -70,6 +70,13 @@ public static class Cli
         e is UserError or Toolchain.Evaluate.EvaluationException or SuiteFormatException or Toolchain.Train.CheckpointException
             or Toolchain.Train.TrainingDivergedException or FormatException or KeyNotFoundException or FileNotFoundException
             or DirectoryNotFoundException or ArgumentException or InvalidDataException or NotSupportedException;
+
+    /// <summary>Refuses an output folder option that names a file (or a device such as /dev/null).</summary>
+    public static string RequireFolder(string dir, string option = "--out")
+    {
+        if (File.Exists(dir)) throw new UserError($"{option} '{dir}' is a file, not a folder; choose a folder");
+        return dir;
+    }
 
     /// <summary>A message as one line: line breaks become spaces.</summary>
     private static string Flatten(string message) =>

@@ -48,7 +48,7 @@ public static class TrainCommand
             }
             double? limit = r.GetValue(minutes);
             if (limit is <= 0 or > 7 * 24 * 60) throw new UserError($"--minutes must be between 0 and {7 * 24 * 60} (a week), not {limit}");
-            string dir = r.GetValue(output)!;
+            string dir = Cli.RequireFolder(r.GetValue(output)!);
             bool hasCheckpoints = Checkpoint.InDirectory(dir).Count > 0;
             if (hasCheckpoints && !r.GetValue(resume))
                 throw new UserError($"{dir} already holds checkpoints; pass --resume to continue that run, or choose another --out");
