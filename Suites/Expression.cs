@@ -21,9 +21,12 @@ public static class Expression
         var p = new Parser(text);
         var v = p.Sum();
         p.SkipSpace();
-        if (!p.AtEnd) throw new FormatException($"unexpected '{text[p.Pos]}' at column {p.Pos + 1} of expression \"{text}\"");
+        if (!p.AtEnd) throw new FormatException($"unexpected '{text[p.Pos]}' at column {p.Pos + 1} of expression \"{Clip(text)}\"");
         return v;
     }
+
+    /// <summary>An expression for a message: its first 60 characters.</summary>
+    private static string Clip(string text) => text.Length <= 60 ? text : text[..60] + "…";
 
     /// <summary>A number for a message: its digits when short, else its size.</summary>
     private static string Show(BigInteger v) => v.GetBitLength() <= 64 ? v.ToString(CultureInfo.InvariantCulture) : $"of {v.GetBitLength():N0} bits";
@@ -96,7 +99,8 @@ public static class Expression
             int start = Pos;
             while (!AtEnd && (char.IsAsciiDigit(text[Pos]) || text[Pos] == '_')) Pos++;
             if (start == Pos)
-                throw new FormatException(AtEnd ? $"expression \"{text}\" ends too early" : $"unexpected '{text[Pos]}' at column {Pos + 1} of expression \"{text}\"");
+                throw new FormatException(AtEnd ? $"expression \"{Clip(text)}\" ends too early"
+                    : $"unexpected '{text[Pos]}' at column {Pos + 1} of expression \"{Clip(text)}\"");
             return BigInteger.Parse(text.AsSpan(start, Pos - start).ToString().Replace("_", ""), NumberStyles.None, CultureInfo.InvariantCulture);
         }
     }
