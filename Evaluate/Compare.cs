@@ -27,7 +27,8 @@ public static class Comparer
     /// <summary>A results.json, or a refusal that names the file and what was expected (no parser internals).</summary>
     private static Results ReadResults(string file)
     {
-        const string expected = "a results.json written by `toolchain eval`, `merge` or `report` (a JSON object with schema, model, suite and levels)";
+        const string expected = "a results.json written by `toolchain eval`, `merge` or `report` " +
+            "(a JSON object with schema, model, suite and levels)";
         Results? r;
         try { r = System.Text.Json.JsonSerializer.Deserialize<Results>(File.ReadAllText(file), Json.Indented); }
         catch (System.Text.Json.JsonException e)
@@ -238,7 +239,11 @@ public static class Gates
         int failed = outcomes.Count(o => !o.Passed);
         sb.Append($"### Gates: {(failed == 0 ? "all passed" : $"{failed} of {outcomes.Count} failed")}\n\n| result | rule | model | value |\n| --- | --- | --- | ---: |\n");
         foreach (var o in outcomes)
-            sb.Append($"| {(o.Passed ? "pass" : "**FAIL**")} | {MarkdownText.Esc(o.Rule.Describe())} | {MarkdownText.Esc(o.Model)} | {(o.Value is { } v ? v.ToString("0.####", CultureInfo.InvariantCulture) : MarkdownText.Esc(o.Message))} |\n");
+        {
+            // rules, model names and messages come from the gates and results files: escaped
+            string value = o.Value is { } v ? v.ToString("0.####", CultureInfo.InvariantCulture) : MarkdownText.Esc(o.Message);
+            sb.Append($"| {(o.Passed ? "pass" : "**FAIL**")} | {MarkdownText.Esc(o.Rule.Describe())} | {MarkdownText.Esc(o.Model)} | {value} |\n");
+        }
         return sb.ToString();
     }
 }

@@ -51,12 +51,15 @@ public static class Evaluator
         var entries = Directory.EnumerateFileSystemEntries(dir).Select(e => Path.GetFileName(e)).Order(StringComparer.Ordinal).ToList();
         var foreign = entries.Where(e => !RunFiles.Contains(e) && !IsRunTempFile(e)).ToList();
         if (foreign.Count > 0)
-            throw new EvaluationException($"'{dir}' holds files that eval did not write ({Few(foreign)}); eval writes only into an empty folder " +
+            throw new EvaluationException($"'{dir}' holds files that eval did not write ({Few(foreign)}); " +
+                "eval writes only into an empty folder " +
                 "(or continues its own run there with --resume), so nothing of yours is overwritten: choose another --out");
         if (!resume && entries.Any(e => e is PlanFile or UnitsFile))
-            throw new EvaluationException($"'{dir}' already holds a run ({PlanFile}); pass --resume to continue it, or choose an empty --out");
+            throw new EvaluationException(
+                $"'{dir}' already holds a run ({PlanFile}); pass --resume to continue it, or choose an empty --out");
         if (!resume && entries.Any(e => e != FolderLock.FileName))
-            throw new EvaluationException($"'{dir}' already holds a report ({Few(entries)}) but no {PlanFile} to resume from; choose an empty --out");
+            throw new EvaluationException(
+                $"'{dir}' already holds a report ({Few(entries)}) but no {PlanFile} to resume from; choose an empty --out");
     }
 
     /// <summary>A temp file of an atomic write of a run file, left by a kill in mid-write.</summary>

@@ -61,7 +61,8 @@ public static class ModelIntake
     public static (ModelInfo Info, OnnxRunner Runner) Open(string path, string? taskOverride, int? trainLengthOverride, RunnerOptions options)
     {
         if (Directory.Exists(path))
-            throw new EvaluationException($"model '{path}' is a folder, not a model file; pass the .onnx file itself (e.g. {System.IO.Path.Combine(path, "model.onnx")})");
+            throw new EvaluationException($"model '{path}' is a folder, not a model file; " +
+                $"pass the .onnx file itself (e.g. {System.IO.Path.Combine(path, "model.onnx")})");
         if (!File.Exists(path)) throw new EvaluationException($"model '{path}' does not exist");
         byte[] bytes = File.ReadAllBytes(path);
         var info = Inspect(path, bytes, taskOverride, trainLengthOverride);
@@ -76,7 +77,8 @@ public static class ModelIntake
         {
             string why = OnnxRunner.FirstLine(e.Message);
             throw new EvaluationException(why.Contains("external", StringComparison.OrdinalIgnoreCase)
-                ? $"ONNX Runtime refuses model '{path}': {why}; its external data must sit beside the model, under a relative path inside its folder"
+                ? $"ONNX Runtime refuses model '{path}': {why}; " +
+                    "its external data must sit beside the model, under a relative path inside its folder"
                 : $"ONNX Runtime refuses model '{path}': {why}; re-export it (opset 21, IR 10)", e);
         }
         try

@@ -88,7 +88,8 @@ public sealed class OnnxRunner : IDisposable
     /// so that ONNX Runtime resolves external data next to the model (and refuses absolute or escaping paths).</summary>
     public static OnnxRunner Open(byte[]? model, string path, int vocab, RunnerOptions o)
     {
-        InferenceSession NewSession(SessionOptions options) => model is null ? new InferenceSession(path, options) : new InferenceSession(model, options);
+        InferenceSession NewSession(SessionOptions options) =>
+            model is null ? new InferenceSession(path, options) : new InferenceSession(model, options);
         if (o.Provider != ProviderChoice.Cpu)
         {
             SessionOptions? cudaOptions = null;

@@ -49,7 +49,8 @@ public sealed class ReportFolder : IDisposable
             folder.Recover();
             CheckReplaceable(output, target); // again under the lock
             Directory.CreateDirectory(folder.Staging);
-            AtomicFile.Write(Path.Combine(folder.Staging, Marker), "written by `toolchain report`; the next report replaces this whole folder\n");
+            AtomicFile.Write(Path.Combine(folder.Staging, Marker),
+                "written by `toolchain report`; the next report replaces this whole folder\n");
             return folder;
         }
         catch
@@ -66,8 +67,9 @@ public sealed class ReportFolder : IDisposable
         if (!Directory.Exists(target) || IsReport(target)) return;
         var entries = Directory.EnumerateFileSystemEntries(target).Select(e => Path.GetFileName(e)).Order(StringComparer.Ordinal).ToList();
         if (entries.Count == 0) return;
-        throw new EvaluationException($"'{output}' holds files that `toolchain report` did not write ({string.Join(", ", entries.Take(3))}" +
-            $"{(entries.Count > 3 ? $" and {entries.Count - 3} more" : "")}); a report replaces its whole folder, so it writes only into " +
+        string few = string.Join(", ", entries.Take(3)) + (entries.Count > 3 ? $" and {entries.Count - 3} more" : "");
+        throw new EvaluationException($"'{output}' holds files that `toolchain report` did not write ({few}); " +
+            "a report replaces its whole folder, so it writes only into " +
             "a new or empty folder or over an earlier report: choose another --out");
     }
 

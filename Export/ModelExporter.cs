@@ -191,8 +191,10 @@ public static class ModelExporter
                 // a NaN or infinite logit is no answer, in either runtime, whatever the difference between them
                 string? nonFinite = !expected.All(double.IsFinite) ? "TorchSharp" : !got.All(float.IsFinite) ? "ONNX Runtime" : null;
                 if (nonFinite is not null)
-                    throw new ParityException($"{nonFinite} computes non-finite logits (NaN or infinity) at size {size} (length {length}): " +
-                        "the checkpoint's weights are not finite or overflow; export an earlier checkpoint of the run; the model was not written");
+                    throw new ParityException(
+                        $"{nonFinite} computes non-finite logits (NaN or infinity) at size {size} (length {length}): " +
+                        "the checkpoint's weights are not finite or overflow; export an earlier checkpoint of the run; " +
+                        "the model was not written");
                 double worst = MaxAbsDifference(expected, got);
                 var point = new ParityPoint(size, length, worst);
                 if (worst > options.Tolerance && options.Float64Reference)

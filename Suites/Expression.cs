@@ -29,7 +29,8 @@ public static class Expression
     private static string Clip(string text) => text.Length <= 60 ? text : text[..60] + "…";
 
     /// <summary>A number for a message: its digits when short, else its size.</summary>
-    private static string Show(BigInteger v) => v.GetBitLength() <= 64 ? v.ToString(CultureInfo.InvariantCulture) : $"of {v.GetBitLength():N0} bits";
+    private static string Show(BigInteger v) =>
+        v.GetBitLength() <= 64 ? v.ToString(CultureInfo.InvariantCulture) : $"of {v.GetBitLength():N0} bits";
 
     private sealed class Parser(string text)
     {
@@ -79,7 +80,8 @@ public static class Expression
             Enter();
             var e = Power();
             _depth--;
-            if (e < 0 || e > 10_000_000) throw new FormatException($"exponent {Show(e)} at column {column + 1} is out of range (0 to 10,000,000)");
+            if (e < 0 || e > 10_000_000)
+                throw new FormatException($"exponent {Show(e)} at column {column + 1} is out of range (0 to 10,000,000)");
             if ((long)b.GetBitLength() * (long)e > MaxBits)
                 throw new FormatException($"the power at column {column + 1} has more than {MaxBits:N0} bits");
             return BigInteger.Pow(b, (int)e);

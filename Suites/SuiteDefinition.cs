@@ -29,7 +29,8 @@ public sealed record SuiteDefinition(
         {
             double wanted = level.Size ?? Math.Round(level.Multiple!.Value * trainSize, MidpointRounding.AwayFromZero);
             if (wanted > int.MaxValue)
-                throw new ArgumentException($"level '{level.Name}' would be size {wanted:G4} ({level.Multiple:G4} x training size {trainSize}), beyond the largest size {int.MaxValue:N0}");
+                throw new ArgumentException($"level '{level.Name}' would be size {wanted:G4} ({level.Multiple:G4} x training size " +
+                    $"{trainSize}), beyond the largest size {int.MaxValue:N0}");
             int size = Math.Max(task.MinSize, (int)wanted);
             var counts = new List<(string Family, int Count)>();
             foreach (var family in task.Families)

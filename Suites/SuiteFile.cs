@@ -158,7 +158,8 @@ public static class SuiteFile
             var map = Fields(m, path, ["name", "multiple", "size", "samples", "exhaustive"], []);
             double? multiple = map.TryGetValue("multiple", out var mu) ? PositiveDouble(mu, path + ".multiple") : null;
             if (multiple > SuiteLevel.MaxMultiple)
-                throw Error(mu!, path + ".multiple", $"{multiple:G4} times the training size cannot be run; the largest multiple is {SuiteLevel.MaxMultiple:N0}");
+                throw Error(mu!, path + ".multiple",
+                    $"{multiple:G4} times the training size cannot be run; the largest multiple is {SuiteLevel.MaxMultiple:N0}");
             int? size = map.TryGetValue("size", out var sz) ? Int(sz, path + ".size", 1) : null;
             if (multiple is null == size is null)
                 throw Error(node, path, "give exactly one of `multiple:` (times the training size) and `size:` (absolute)");

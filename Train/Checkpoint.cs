@@ -92,6 +92,9 @@ public sealed class Checkpoint
         Source = full;
     }
 
+    /// <summary>The end of a refusal of a header with a valid checksum but impossible contents.</summary>
+    private const string Altered = "the file was not written by `toolchain train`, or was altered";
+
     public static Checkpoint Load(string path)
     {
         if (!File.Exists(path)) throw new CheckpointException($"{path}: no such checkpoint file");
@@ -112,7 +115,7 @@ public sealed class Checkpoint
             try { config.Validate(); }
             catch (ArgumentException e)
             {
-                throw new CheckpointException($"{path}: the checkpoint's configuration is invalid ({e.Message}); it was not written by `toolchain train`, or was altered");
+                throw new CheckpointException($"{path}: the checkpoint's configuration is invalid ({e.Message}); {Altered}");
             }
             var state = header["state"]!.AsObject();
             int count = r.ReadInt32();
@@ -123,16 +126,18 @@ public sealed class Checkpoint
                 var dims = new long[r.ReadInt32()];
                 for (int d = 0; d < dims.Length; d++) dims[d] = r.ReadInt64();
                 if (dims.Length > 8 || dims.Any(d => d < 0))
-                    throw new CheckpointException($"{path}: tensor '{name}' has the impossible shape [{string.Join(",", dims)}]; the file was not written by `toolchain train`, or was altered");
+                    throw new CheckpointException($"{path}: tensor '{name}' has the impossible shape [{string.Join(",", dims)}]; {Altered}");
                 long n = dims.Aggregate(1L, (a, b) => checked(a * b));
                 if (n * 4 > body.Length - r.BaseStream.Position)
-                    throw new CheckpointException($"{path}: tensor '{name}' of shape [{string.Join(",", dims)}] needs more bytes than the file holds; the file was not written by `toolchain train`, or was altered");
+                    throw new CheckpointException(
+                        $"{path}: tensor '{name}' of shape [{string.Join(",", dims)}] needs more bytes than the file holds; {Altered}");
                 var data = new float[n];
                 var raw = r.ReadBytes(checked((int)(n * 4)));
                 Buffer.BlockCopy(raw, 0, data, 0, raw.Length);
                 tensors[name] = torch.tensor(data, dims).DetachFromDisposeScope();
             }
-            return new Checkpoint { Config = config, State = state, Tensors = tensors, FileHash = Convert.ToHexStringLower(SHA256.HashData(bytes)), Source = path };
+            string hash = Convert.ToHexStringLower(SHA256.HashData(bytes));
+            return new Checkpoint { Config = config, State = state, Tensors = tensors, FileHash = hash, Source = path };
         }
         catch (Exception e) when (e is EndOfStreamException or JsonException or ArgumentException or OverflowException or NullReferenceException or InvalidOperationException)
         {

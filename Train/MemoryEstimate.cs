@@ -32,9 +32,11 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long A
     public void Check(long available)
     {
         if (TotalBytes <= available) return;
-        throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
-            $"this configuration needs about {Gib(TotalBytes)} ({Parameters:N0} parameters: {Gib(ParameterBytes)} with gradients and optimizer state; " +
-            $"activations {Gib(ActivationBytes)}) but only {Gib(available)} is available; lower maps, layers, width, batch_size or train_length"));
+        string parameters = Parameters.ToString("N0", CultureInfo.InvariantCulture);
+        throw new ArgumentException(
+            $"this configuration needs about {Gib(TotalBytes)} ({parameters} parameters: {Gib(ParameterBytes)} " +
+            $"with gradients and optimizer state; activations {Gib(ActivationBytes)}) but only {Gib(available)} " +
+            "is available; lower maps, layers, width, batch_size or train_length");
     }
 
     /// <summary>Memory the machine has available now (MemAvailable), or long.MaxValue where that is unknown.</summary>

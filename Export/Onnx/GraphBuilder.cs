@@ -217,7 +217,8 @@ public static class ModelWriter
     /// <summary>Writes atomically: a temp file beside the target, then rename.</summary>
     public static void Save(ModelProto model, string path)
     {
-        if (Directory.Exists(path)) throw new ArgumentException($"--out '{path}' is a folder; name the model file to write, e.g. {Path.Combine(path, "model.onnx")}");
+        if (Directory.Exists(path))
+            throw new ArgumentException($"'{path}' is a folder; name the model file to write, e.g. {Path.Combine(path, "model.onnx")}");
         Toolchain.Suites.AtomicFile.Write(path, model.WriteTo);
     }
 }

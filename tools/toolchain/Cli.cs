@@ -90,7 +90,8 @@ public static class Cli
             .Concat(command.Options.Where(o => !o.Hidden).SelectMany(o => o.Aliases.Append(o.Name))).Distinct().ToList();
         var parts = new List<string>();
         // the words it could not place first: "Required command was not provided" is their consequence
-        var errors = parsed.Errors.OrderBy(e => parsed.UnmatchedTokens.Any(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal)) ? 0 : 1).ToList();
+        bool AboutUnmatched(System.CommandLine.Parsing.ParseError e) => parsed.UnmatchedTokens.Any(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal));
+        var errors = parsed.Errors.OrderBy(e => AboutUnmatched(e) ? 0 : 1).ToList();
         foreach (var e in errors)
         {
             string message = e.Message.TrimEnd('.');

@@ -44,8 +44,10 @@ public static class OptionRules
     {
         option.Validators.Add(result =>
         {
-            if (result.GetValueOrDefault<string?>() is { } v && v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Length == 0)
-                result.AddError($"{option.Name} names nothing ('{v}'); give one or more names, e.g. {option.Name} 1x,10x, or leave it out for all");
+            const StringSplitOptions split = StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries;
+            if (result.GetValueOrDefault<string?>() is { } v && v.Split(',', split).Length == 0)
+                result.AddError($"{option.Name} names nothing ('{v}'); give one or more names, e.g. {option.Name} 1x,10x, " +
+                    "or leave it out for all");
         });
         return option;
     }
