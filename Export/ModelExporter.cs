@@ -106,6 +106,13 @@ public static class ModelExporter
     {
         var ckpt = Checkpoint.LoadLatest(runDirOrCheckpoint);
         var task = TaskRegistry.Get(ckpt.Config.Task);
+        // a header whose configuration describes far more parameters than the file holds is refused before the
+        // model is built (it could not be loaded anyway, and building it could exhaust the memory)
+        long held = ckpt.Section("model/").Values.Sum(t => t.numel());
+        long described = MemoryEstimate.For(ckpt.Config, task).Parameters;
+        if (described > 64 * held + 1_000_000)
+            throw new CheckpointException($"{ckpt.Source}: its configuration describes about {described:N0} parameters but the file holds " +
+                $"{held:N0}; the file was not written by `toolchain train`, or was altered");
         var model = ModelRegistry.Create(ckpt.Config, task.Vocab.Count);
         Trainer.LoadCheckpoint(model, ckpt, runDirOrCheckpoint);
         model.eval();

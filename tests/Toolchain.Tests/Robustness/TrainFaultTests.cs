@@ -179,6 +179,8 @@ public class TrainFaultTests : IDisposable, IClassFixture<TrainFaultTests.Traine
         string crafted = Path.Combine(_dir, "crafted.tckpt");
         new Checkpoint { Config = ckpt.Config with { Maps = -5 }, State = ckpt.State, Tensors = ckpt.Tensors }.Save(crafted);
         CliRunner.InProcess("export", crafted, "--out", Path.Combine(_dir, "m.onnx")).OneError(2, crafted, "configuration is invalid", "maps");
+        new Checkpoint { Config = ckpt.Config with { Maps = 100_000 }, State = ckpt.State, Tensors = ckpt.Tensors }.Save(crafted);
+        CliRunner.InProcess("export", crafted, "--out", Path.Combine(_dir, "m.onnx")).OneError(2, crafted, "describes about", "parameters but the file holds");
 
         // a negative dimension in a tensor header, checksum recomputed
         var bytes = File.ReadAllBytes(Checkpoint.InDirectory(run)[0]);
