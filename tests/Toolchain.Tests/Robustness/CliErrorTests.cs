@@ -12,6 +12,7 @@ public class CliErrorTests
     [InlineData(new[] { "merge" }, "--out", "merge")]
     [InlineData(new[] { "eval" }, "Required argument missing", "eval")]
     [InlineData(new[] { "report", "--budget-minutes", "-1" }, "--budget-minutes", "positive")]
+    [InlineData(new[] { "train", "--task", "copy", "--arch", "dngpu", "--out", "x", "--minutes", "NaN" }, "--minutes", "positive")]
     public void Parse_errors_exit_2_with_one_error_line(string[] args, string first, string second)
     {
         var r = CliRunner.InProcess(args);

@@ -21,7 +21,7 @@ public static class TrainCommand
         var output = new Option<string>("--out") { Description = "run directory: checkpoints, config.json, metrics.jsonl", Required = true };
         var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --out" };
         var dryRun = new Option<bool>("--dry-run") { Description = "print the resolved configuration and exit" };
-        var minutes = new Option<double?>("--minutes") { Description = "stop after this much wall time with a checkpoint saved (continue later with --resume)" };
+        var minutes = new Option<double?>("--minutes") { Description = "stop after this much wall time with a checkpoint saved (continue later with --resume)" }.MustBePositive();
         var cmd = new Command("train", "train a model on a task (TorchSharp)") { task, arch, preset, trainLength, steps, seed, device, threads, set, output, resume, dryRun, minutes };
         cmd.SetAction((r, cancel) =>
         {
