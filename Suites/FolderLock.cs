@@ -64,7 +64,9 @@ public sealed class FolderLock : IDisposable
     {
         try
         {
-            int fd = Open(lockPath, 0 /* O_RDONLY */);
+            int fd;
+            try { fd = OpenGlibc(lockPath, 0 /* O_RDONLY */); }
+            catch (DllNotFoundException) { fd = Open(lockPath, 0); } // not glibc (musl, macOS)
             if (fd < 0) return null;
             using var handle = new SafeFileHandle(fd, ownsHandle: true);
             using var stream = new FileStream(handle, FileAccess.Read, 1);
@@ -77,6 +79,9 @@ public sealed class FolderLock : IDisposable
             return null;
         }
     }
+
+    [DllImport("libc.so.6", EntryPoint = "open", SetLastError = true)]
+    private static extern int OpenGlibc([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
 
     [DllImport("libc", EntryPoint = "open", SetLastError = true)]
     private static extern int Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
