@@ -37,6 +37,9 @@ public class EvalFaultTests
         File.WriteAllText(tmp["plain"], "x");
         Eval(model, tmp["plain"]).OneError(2, "is a file");
         Eval(model, "/dev/null").OneError(2, "is a file");
+        CliRunner.InProcess("merge", tmp["run"], "--out", tmp["plain"]).OneError(2, "is a file");
+        CliRunner.InProcess("compare", tmp["run"], "--out", "/dev/null").OneError(2, "is a file");
+        File.ReadAllText(tmp["plain"]).Should().Be("x");
     }
 
     [Fact]

@@ -145,6 +145,7 @@ public class TrainFaultTests : IDisposable, IClassFixture<TrainFaultTests.Traine
         CliRunner.InProcess("export", run, "--out", Path.Combine(readOnly.Path, "m.onnx")).Code.Should().Be(3);
         Directory.GetFileSystemEntries(readOnly.Path).Should().BeEmpty();
         CliRunner.InProcess("export", run, "--out", run).OneError(2, "is a folder");
+        CliRunner.InProcess(Train("/dev/null")).OneError(2, "is a file");
         CliRunner.InProcess("export", run, "--out", "/dev/null").OneError(2, "/dev/null");
         Expect.NoTempFiles(run);
     }
