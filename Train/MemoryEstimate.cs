@@ -28,14 +28,16 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long A
         return new MemoryEstimate(Saturate(parameters), Saturate(parameters * 4 * sizeof(float)), Saturate(activations));
     }
 
+    /// <summary>"1.2 GiB (N parameters: ... with gradients and optimizer state; activations ...)".</summary>
+    public string Describe() =>
+        $"{Gib(TotalBytes)} ({Parameters.ToString("N0", CultureInfo.InvariantCulture)} parameters: {Gib(ParameterBytes)} " +
+        $"with gradients and optimizer state; activations {Gib(ActivationBytes)})";
+
     /// <summary>Refuses a configuration whose estimate exceeds <paramref name="available"/> bytes.</summary>
     public void Check(long available)
     {
         if (TotalBytes <= available) return;
-        string parameters = Parameters.ToString("N0", CultureInfo.InvariantCulture);
-        throw new ArgumentException(
-            $"this configuration needs about {Gib(TotalBytes)} ({parameters} parameters: {Gib(ParameterBytes)} " +
-            $"with gradients and optimizer state; activations {Gib(ActivationBytes)}) but only {Gib(available)} " +
+        throw new ArgumentException($"this configuration needs about {Describe()} but only {Gib(available)} " +
             "is available; lower maps, layers, width, batch_size or train_length");
     }
 
@@ -54,7 +56,9 @@ public sealed record MemoryEstimate(long Parameters, long ParameterBytes, long A
         return long.MaxValue;
     }
 
-    public static string Gib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):0.##} GiB");
+    public static string Gib(long bytes) => bytes < 1L << 30
+        ? string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 20):0.#} MiB")
+        : string.Create(CultureInfo.InvariantCulture, $"{bytes / (double)(1L << 30):0.##} GiB");
 
     private static long Saturate(double v) => v >= long.MaxValue ? long.MaxValue : (long)v;
 }

@@ -44,6 +44,7 @@ public static class TrainCommand
             if (r.GetValue(dryRun))
             {
                 Cli.Line(w, config.ToJson().ReplaceLineEndings("\n"));
+                Cli.Line(r.InvocationConfiguration.Error, $"memory: about {memory.Describe()}");
                 return Task.FromResult(0);
             }
             double? limit = r.GetValue(minutes);
