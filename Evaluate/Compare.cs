@@ -17,11 +17,28 @@ public static class Comparer
         {
             string file = Directory.Exists(p) ? Path.Combine(p, "results.json") : p;
             if (!File.Exists(file)) throw new EvaluationException($"'{p}' does not exist; pass results.json files (or evaluation folders)");
-            var r = Json.Deserialize<Results>(File.ReadAllText(file), file);
+            var r = ReadResults(file);
             if (r.Schema != 1) throw new EvaluationException($"'{file}' has results schema {r.Schema}; this toolchain reads schema 1");
             list.Add((file, r));
         }
         return list;
+    }
+
+    /// <summary>A results.json, or a refusal that names the file and what was expected (no parser internals).</summary>
+    private static Results ReadResults(string file)
+    {
+        const string expected = "a results.json written by `toolchain eval`, `merge` or `report` " +
+            "(a JSON object with schema, model, suite and levels)";
+        Results? r;
+        try { r = System.Text.Json.JsonSerializer.Deserialize<Results>(File.ReadAllText(file), Json.Indented); }
+        catch (System.Text.Json.JsonException e)
+        {
+            string where = e.LineNumber is { } line ? $" (line {line + 1}, byte {e.BytePositionInLine + 1})" : "";
+            throw new EvaluationException($"'{file}' is not a results file{where}; expected {expected}");
+        }
+        if (r is null || r.Model is null || r.Suite is null || r.Levels is null || r.Run is null)
+            throw new EvaluationException($"'{file}' is not a results file (it lacks schema, model, suite or levels); expected {expected}");
+        return r;
     }
 
     public static string Label(Results r) => $"{r.Model.Task}/{r.Model.Arch} ({r.Model.File})";
@@ -50,9 +67,10 @@ public static class Comparer
         var sb = new StringBuilder();
         if (markdown)
         {
-            sb.Append("| ").Append(string.Join(" | ", header)).Append(" |\n|");
+            // model names and level names come from the results files: escaped
+            sb.Append("| ").Append(string.Join(" | ", header.Select(MarkdownText.Esc))).Append(" |\n|");
             sb.Append(string.Concat(header.Select((_, i) => i == 0 ? " --- |" : " ---: |"))).Append('\n');
-            foreach (var row in rows) sb.Append("| ").Append(string.Join(" | ", row)).Append(" |\n");
+            foreach (var row in rows) sb.Append("| ").Append(string.Join(" | ", row.Select(MarkdownText.Esc))).Append(" |\n");
         }
         else
         {
@@ -221,7 +239,11 @@ public static class Gates
         int failed = outcomes.Count(o => !o.Passed);
         sb.Append($"### Gates: {(failed == 0 ? "all passed" : $"{failed} of {outcomes.Count} failed")}\n\n| result | rule | model | value |\n| --- | --- | --- | ---: |\n");
         foreach (var o in outcomes)
-            sb.Append($"| {(o.Passed ? "pass" : "**FAIL**")} | {o.Rule.Describe()} | {o.Model} | {(o.Value is { } v ? v.ToString("0.####", CultureInfo.InvariantCulture) : o.Message)} |\n");
+        {
+            // rules, model names and messages come from the gates and results files: escaped
+            string value = o.Value is { } v ? v.ToString("0.####", CultureInfo.InvariantCulture) : MarkdownText.Esc(o.Message);
+            sb.Append($"| {(o.Passed ? "pass" : "**FAIL**")} | {MarkdownText.Esc(o.Rule.Describe())} | {MarkdownText.Esc(o.Model)} | {value} |\n");
+        }
         return sb.ToString();
     }
 }

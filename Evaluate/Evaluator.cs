@@ -37,6 +37,38 @@ public static class Evaluator
 {
     public const string PlanFile = "plan.json", UnitsFile = "units.jsonl", BreakPointFile = "breakpoint.json";
 
+    /// <summary>Every file a run writes in its folder. Anything else there is someone else's, and a run refuses the
+    /// folder rather than overwrite it.</summary>
+    public static readonly IReadOnlyList<string> RunFiles =
+        [PlanFile, UnitsFile, BreakPointFile, .. ReportWriter.Files, FolderLock.FileName];
+
+    /// <summary>Refuses an output folder that is a file, or that holds anything but a run's own files: an eval
+    /// writes into an empty folder, or (with --resume) continues its own run there.</summary>
+    public static void CheckFolder(string dir, bool resume)
+    {
+        if (File.Exists(dir)) throw new EvaluationException($"--out '{dir}' is a file, not a folder; choose a folder for the run");
+        if (!Directory.Exists(dir)) return;
+        var entries = Directory.EnumerateFileSystemEntries(dir).Select(e => Path.GetFileName(e)).Order(StringComparer.Ordinal).ToList();
+        var foreign = entries.Where(e => !RunFiles.Contains(e) && !IsRunTempFile(e)).ToList();
+        if (foreign.Count > 0)
+            throw new EvaluationException($"'{dir}' holds files that eval did not write ({Few(foreign)}); " +
+                "eval writes only into an empty folder " +
+                "(or continues its own run there with --resume), so nothing of yours is overwritten: choose another --out");
+        if (!resume && entries.Any(e => e is PlanFile or UnitsFile))
+            throw new EvaluationException(
+                $"'{dir}' already holds a run ({PlanFile}); pass --resume to continue it, or choose an empty --out");
+        if (!resume && entries.Any(e => e != FolderLock.FileName))
+            throw new EvaluationException(
+                $"'{dir}' already holds a report ({Few(entries)}) but no {PlanFile} to resume from; choose an empty --out");
+    }
+
+    /// <summary>A temp file of an atomic write of a run file, left by a kill in mid-write.</summary>
+    private static bool IsRunTempFile(string name) =>
+        name.EndsWith(".tmp", StringComparison.Ordinal) && RunFiles.Any(f => name.StartsWith(f + ".", StringComparison.Ordinal));
+
+    private static string Few(List<string> names) =>
+        string.Join(", ", names.Take(3)) + (names.Count > 3 ? $" and {names.Count - 3} more" : "");
+
     /// <summary>The memory estimate without a probe: the static per-token guess. (Graded models carry no
     /// `states`: <see cref="ModelIntake.Open"/> prunes it.)</summary>
     private static MemoryModel StaticMemory(ModelInfo model) =>
@@ -46,7 +78,9 @@ public static class Evaluator
     {
         var task = model.Task;
         var log = o.Log ?? (_ => { });
-        Directory.CreateDirectory(o.OutDir);
+        CheckFolder(o.OutDir, o.Resume);
+        using var folderLock = FolderLock.Take(o.OutDir, "evaluation run"); // a second process into this --out is refused
+        CheckFolder(o.OutDir, o.Resume); // again under the lock: another process may have written it in between
         string planPath = Path.Combine(o.OutDir, PlanFile), unitsPath = Path.Combine(o.OutDir, UnitsFile);
         long available = o.MemoryLimitBytes ?? MemoryGuard.AvailableBytes();
         var clock = Stopwatch.StartNew();
@@ -94,8 +128,6 @@ public static class Evaluator
         }
         else
         {
-            if (File.Exists(planPath) || File.Exists(unitsPath))
-                throw new EvaluationException($"'{o.OutDir}' already holds a run ({PlanFile}); pass --resume to continue it, or choose an empty --out");
             CostModel? cost = null;
             var memory = StaticMemory(model);
             if (budgetSeconds is not null)
@@ -317,9 +349,18 @@ public static class UnitLog
     public static void Append(string path, UnitRecord record)
     {
         var bytes = Encoding.UTF8.GetBytes(Json.Serialize(record, indented: false) + "\n");
-        using var f = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read);
-        f.Write(bytes);
-        f.Flush(flushToDisk: true);
+        try
+        {
+            AtomicFile.ThrowIfFaulted(path);
+            using var f = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read);
+            f.Write(bytes);
+            f.Flush(flushToDisk: true);
+        }
+        catch (Exception e) when (StorageException.IsStorageFailure(e))
+        {
+            // the units recorded before are intact; a torn last line is cut off when the run is resumed
+            throw StorageException.From(path, e);
+        }
     }
 
     /// <summary>Records of a units file; a torn last line (a kill mid-write) is cut off the file.</summary>

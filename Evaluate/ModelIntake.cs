@@ -61,6 +61,9 @@ public static class ModelIntake
 
     public static (ModelInfo Info, OnnxRunner Runner) Open(string path, string? taskOverride, int? trainLengthOverride, RunnerOptions options)
     {
+        if (Directory.Exists(path))
+            throw new EvaluationException($"model '{path}' is a folder, not a model file; " +
+                $"pass the .onnx file itself (e.g. {System.IO.Path.Combine(path, "model.onnx")})");
         if (!File.Exists(path)) throw new EvaluationException($"model '{path}' does not exist");
         byte[] bytes = File.ReadAllBytes(path);
         var info = Inspect(path, bytes, taskOverride, trainLengthOverride);
@@ -68,11 +71,16 @@ public static class ModelIntake
         try
         {
             // grading never reads the mental image: a model exported with `states` runs without it
-            runner = OnnxRunner.Open(Onnx.StatesPruning.WithoutStates(bytes) ?? bytes, path, info.Task.Vocab.Count, options);
+            // (from the file when nothing is pruned: its external data, if any, is then found beside it)
+            runner = OnnxRunner.Open(Onnx.StatesPruning.WithoutStates(bytes), path, info.Task.Vocab.Count, options);
         }
         catch (OnnxRuntimeException e)
         {
-            throw new EvaluationException($"ONNX Runtime refuses model '{path}': {OnnxRunner.FirstLine(e.Message)}; re-export it (opset 21, IR 10)", e);
+            string why = OnnxRunner.FirstLine(e.Message);
+            throw new EvaluationException(why.Contains("external", StringComparison.OrdinalIgnoreCase)
+                ? $"ONNX Runtime refuses model '{path}': {why}; " +
+                    "its external data must sit beside the model, under a relative path inside its folder"
+                : $"ONNX Runtime refuses model '{path}': {why}; re-export it (opset 21, IR 10)", e);
         }
         try
         {

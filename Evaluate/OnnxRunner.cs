@@ -86,8 +86,12 @@ public sealed class OnnxRunner : IDisposable
     }
 
     /// <summary>Opens a session: for Auto, CUDA when it loads, else CPU with one notice; for Cuda, CUDA or an error.</summary>
-    public static OnnxRunner Open(byte[] model, string path, int vocab, RunnerOptions o)
+    /// <summary>Opens a session on <paramref name="model"/>'s bytes, or (null) on the file at <paramref name="path"/>,
+    /// so that ONNX Runtime resolves external data next to the model (and refuses absolute or escaping paths).</summary>
+    public static OnnxRunner Open(byte[]? model, string path, int vocab, RunnerOptions o)
     {
+        InferenceSession NewSession(SessionOptions options) =>
+            model is null ? new InferenceSession(path, options) : new InferenceSession(model, options);
         if (o.Provider != ProviderChoice.Cpu)
         {
             SessionOptions? cudaOptions = null;
@@ -99,7 +103,7 @@ public sealed class OnnxRunner : IDisposable
 
                 cudaOptions = NewOptions(o);
                 cudaOptions.AppendExecutionProvider_CUDA(0);
-                var session = new InferenceSession(model, cudaOptions);
+                var session = NewSession(cudaOptions);
                 return new OnnxRunner(session, cudaOptions, "cuda", path, vocab, o);
             }
             catch (Exception e) when (e is OnnxRuntimeException or DllNotFoundException or EntryPointNotFoundException or TypeInitializationException)
@@ -118,7 +122,7 @@ public sealed class OnnxRunner : IDisposable
         var options = NewOptions(o);
         try
         {
-            return new OnnxRunner(new InferenceSession(model, options), options, "cpu", path, vocab, o);
+            return new OnnxRunner(NewSession(options), options, "cpu", path, vocab, o);
         }
         catch
         {

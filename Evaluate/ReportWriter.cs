@@ -7,6 +7,9 @@ namespace Toolchain.Evaluate;
 /// <summary>Writes results.json, failures.jsonl, summary.md and index.html, each atomically.</summary>
 public static class ReportWriter
 {
+    /// <summary>The files <see cref="WriteAll"/> writes.</summary>
+    public static readonly IReadOnlyList<string> Files = ["results.json", "failures.jsonl", "summary.md", "index.html"];
+
     public static void WriteAll(string dir, Results r, IReadOnlyList<FailureExample> failures)
     {
         AtomicFile.Write(Path.Combine(dir, "results.json"), Json.Serialize(r));
@@ -21,39 +24,41 @@ public static class ReportWriter
 
     public static string Summary(Results r)
     {
+        // every name and note comes from the model, the suite or a results file: escaped (MarkdownText.Esc)
+        static string M(string? text) => MarkdownText.Esc(text);
         var sb = new StringBuilder();
-        sb.Append($"# {r.Model.Task}/{r.Model.Arch}: {r.Model.File}\n\n");
-        sb.Append($"- model sha256 `{r.Model.Sha256}`, trained at size {r.Model.TrainLength}\n");
-        sb.Append($"- suite `{r.Suite.Name}` (sha256 `{r.Suite.Hash[..12]}`, seed {r.Suite.Seed})\n");
-        sb.Append($"- ran on {r.Run.Provider} ({r.Run.Device}), threads {(r.Run.Threads == 0 ? "default" : r.Run.Threads.ToString(CultureInfo.InvariantCulture))}, graph optimization {r.Run.GraphOptimization}");
-        if (r.Run.Shard is not null) sb.Append($", shard {r.Run.Shard}");
+        sb.Append($"# {M(r.Model.Task)}/{M(r.Model.Arch)}: {M(r.Model.File)}\n\n");
+        sb.Append($"- model sha256 {M(r.Model.Sha256)}, trained at size {r.Model.TrainLength}\n");
+        sb.Append($"- suite {M(r.Suite.Name)} (sha256 {M(r.Suite.Hash[..Math.Min(12, r.Suite.Hash.Length)])}, seed {r.Suite.Seed})\n");
+        sb.Append($"- ran on {M(r.Run.Provider)} ({M(r.Run.Device)}), threads {(r.Run.Threads == 0 ? "default" : r.Run.Threads.ToString(CultureInfo.InvariantCulture))}, graph optimization {M(r.Run.GraphOptimization)}");
+        if (r.Run.Shard is not null) sb.Append($", shard {M(r.Run.Shard)}");
         if (r.Run.MergedFrom is not null) sb.Append($", merged from {r.Run.MergedFrom.Count} shards");
-        sb.Append($"\n- {r.Tool.Name} {r.Tool.Version}{(r.Tool.GitCommit is null ? "" : $" ({r.Tool.GitCommit})")}\n\n");
-        if (r.BreakPoint is not null) sb.Append($"**Break point:** {r.BreakPoint.Verdict}\n\n");
+        sb.Append($"\n- {M(r.Tool.Name)} {M(r.Tool.Version)}{(r.Tool.GitCommit is null ? "" : $" ({M(r.Tool.GitCommit)})")}\n\n");
+        if (r.BreakPoint is not null) sb.Append($"**Break point:** {M(r.BreakPoint.Verdict)}\n\n");
         sb.Append("| level | size | length | family | samples | sequence accuracy | Wilson 95% lower | symbol accuracy | status |\n");
         sb.Append("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |\n");
         foreach (var l in r.Levels)
         {
             foreach (var f in l.Families.Append(l.Total!))
-                sb.Append($"| {l.Name} ({Mult(l)}) | {N(l.Size)} | {N(l.Length)} | {(f.Family == "all" ? "**all**" : f.Family)} | {f.Samples}/{f.Planned} | {Pct(f.SequenceAccuracy)} | {Pct(f.WilsonLower95)} | {Pct(f.SymbolAccuracy)} | {(f.Family == "all" ? l.Status : "")} |\n");
+                sb.Append($"| {M(l.Name)} ({Mult(l)}) | {N(l.Size)} | {N(l.Length)} | {(f.Family == "all" ? "**all**" : M(f.Family))} | {f.Samples}/{f.Planned} | {Pct(f.SequenceAccuracy)} | {Pct(f.WilsonLower95)} | {Pct(f.SymbolAccuracy)} | {(f.Family == "all" ? M(l.Status) : "")} |\n");
         }
         if (r.Cases.Count > 0)
         {
             sb.Append("\n| pinned case | size | length | exact | first wrong position | symbol accuracy |\n| --- | ---: | ---: | --- | ---: | ---: |\n");
             foreach (var c in r.Cases)
-                sb.Append($"| {c.Name} | {N(c.Size)} | {N(c.Length)} | {(c.Status == "run" ? (c.Exact ? "yes" : "**no**") : c.Status)} | {(c.FirstWrong >= 0 ? N(c.FirstWrong) : "")} | {(c.Status == "run" ? Pct(c.SymbolAccuracy) : "")} |\n");
+                sb.Append($"| {M(c.Name)} | {N(c.Size)} | {N(c.Length)} | {(c.Status == "run" ? (c.Exact ? "yes" : "**no**") : M(c.Status))} | {(c.FirstWrong >= 0 ? N(c.FirstWrong) : "")} | {(c.Status == "run" ? Pct(c.SymbolAccuracy) : "")} |\n");
         }
         var notes = r.Levels.Where(l => l.Note is not null).Select(l => $"level {l.Name}: {l.Note}").Concat(r.Budget.Trims).Distinct().ToList();
         if (notes.Count > 0)
         {
             sb.Append("\n**Trimmed or skipped:**\n\n");
-            foreach (var n in notes) sb.Append($"- {n}\n");
+            foreach (var n in notes) sb.Append($"- {M(n)}\n");
         }
         if (r.Timing.Count > 0)
         {
             sb.Append("\n| level | length | examples | seconds | examples/s | token-steps/s |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
             foreach (var t in r.Timing)
-                sb.Append($"| {t.Level} | {N(t.Length)} | {t.Examples} | {t.Seconds.ToString("0.###", CultureInfo.InvariantCulture)} | {t.ExamplesPerSecond.ToString("N0", CultureInfo.InvariantCulture)} | {t.TokenStepsPerSecond.ToString("N0", CultureInfo.InvariantCulture)} |\n");
+                sb.Append($"| {M(t.Level)} | {N(t.Length)} | {t.Examples} | {t.Seconds.ToString("0.###", CultureInfo.InvariantCulture)} | {t.ExamplesPerSecond.ToString("N0", CultureInfo.InvariantCulture)} | {t.TokenStepsPerSecond.ToString("N0", CultureInfo.InvariantCulture)} |\n");
         }
         return sb.ToString();
     }

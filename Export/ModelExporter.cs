@@ -106,6 +106,13 @@ public static class ModelExporter
     {
         var ckpt = Checkpoint.LoadLatest(runDirOrCheckpoint);
         var task = TaskRegistry.Get(ckpt.Config.Task);
+        // a header whose configuration describes far more parameters than the file holds is refused before the
+        // model is built (it could not be loaded anyway, and building it could exhaust the memory)
+        long held = ckpt.Section("model/").Values.Sum(t => t.numel());
+        long described = MemoryEstimate.For(ckpt.Config, task).Parameters;
+        if (described > 64 * held + 1_000_000)
+            throw new CheckpointException($"{ckpt.Source}: its configuration describes about {described:N0} parameters but the file holds " +
+                $"{held:N0}; the file was not written by `toolchain train`, or was altered");
         var model = ModelRegistry.Create(ckpt.Config, task.Vocab.Count);
         Trainer.LoadCheckpoint(model, ckpt, runDirOrCheckpoint);
         model.eval();
@@ -188,6 +195,13 @@ public static class ModelExporter
                 var got = outputs[0].GetTensorDataAsSpan<float>().ToArray();
                 if (got.Length != expected.Length)
                     throw new ParityException($"ONNX Runtime returned {got.Length} logits where TorchSharp returned {expected.Length} (length {length})");
+                // a NaN or infinite logit is no answer, in either runtime, whatever the difference between them
+                string? nonFinite = !expected.All(double.IsFinite) ? "TorchSharp" : !got.All(float.IsFinite) ? "ONNX Runtime" : null;
+                if (nonFinite is not null)
+                    throw new ParityException(
+                        $"{nonFinite} computes non-finite logits (NaN or infinity) at size {size} (length {length}): " +
+                        "the checkpoint's weights are not finite or overflow; export an earlier checkpoint of the run; " +
+                        "the model was not written");
                 double worst = MaxAbsDifference(expected, got);
                 var point = new ParityPoint(size, length, worst);
                 if (worst > options.Tolerance && options.Float64Reference)

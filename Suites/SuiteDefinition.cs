@@ -27,7 +27,11 @@ public sealed record SuiteDefinition(
         var result = new List<ResolvedLevel>();
         foreach (var level in Levels)
         {
-            int size = level.Size ?? Math.Max(task.MinSize, (int)Math.Round(level.Multiple!.Value * trainSize, MidpointRounding.AwayFromZero));
+            double wanted = level.Size ?? Math.Round(level.Multiple!.Value * trainSize, MidpointRounding.AwayFromZero);
+            if (wanted > int.MaxValue)
+                throw new ArgumentException($"level '{level.Name}' would be size {wanted:G4} ({level.Multiple:G4} x training size " +
+                    $"{trainSize}), beyond the largest size {int.MaxValue:N0}");
+            int size = Math.Max(task.MinSize, (int)wanted);
             var counts = new List<(string Family, int Count)>();
             foreach (var family in task.Families)
             {
@@ -97,6 +101,9 @@ public sealed record SuiteDefinition(
 /// </summary>
 public sealed record SuiteLevel(string Name, double? Multiple, int? Size, IReadOnlyDictionary<string, int> Samples, bool Exhaustive)
 {
+    /// <summary>The largest multiple a suite file may give: beyond it no size fits in memory, or in an int.</summary>
+    public const double MaxMultiple = 1_000_000;
+
     public int CountFor(string family)
     {
         if (Samples.TryGetValue(family, out int n)) return n;

@@ -157,6 +157,9 @@ public static class SuiteFile
             if (node is not YamlMappingNode m) throw Error(node, path, "expected a mapping with `multiple:` or `size:`");
             var map = Fields(m, path, ["name", "multiple", "size", "samples", "exhaustive"], []);
             double? multiple = map.TryGetValue("multiple", out var mu) ? PositiveDouble(mu, path + ".multiple") : null;
+            if (multiple > SuiteLevel.MaxMultiple)
+                throw Error(mu!, path + ".multiple",
+                    $"{multiple:G4} times the training size cannot be run; the largest multiple is {SuiteLevel.MaxMultiple:N0}");
             int? size = map.TryGetValue("size", out var sz) ? Int(sz, path + ".size", 1) : null;
             if (multiple is null == size is null)
                 throw Error(node, path, "give exactly one of `multiple:` (times the training size) and `size:` (absolute)");
@@ -194,6 +197,13 @@ public static class SuiteFile
                 if (o is not YamlSequenceNode os || os.Children.Count != 2)
                     throw Error(o, path + ".operands", "expected a list of two operands, e.g. [\"2^20-1\", \"1\"]");
                 operands = os.Children.Select((x, i) => String(x, $"{path}.operands[{i}]")).ToList();
+                if (!map.TryGetValue("notation", out var given) || (given as YamlScalarNode)?.Value == "decimal")
+                    for (int i = 0; i < operands.Count; i++)
+                    {
+                        // checked here, so a bad expression is refused with this file's line and column
+                        try { Expression.Evaluate(operands[i]); }
+                        catch (FormatException e) { throw Error(os.Children[i], $"{path}.operands[{i}]", e.Message); }
+                    }
             }
             string? symbols = map.TryGetValue("symbols", out var sy) ? String(sy, path + ".symbols") : null;
             if (operands is null == symbols is null)

@@ -35,6 +35,9 @@ public sealed class Checkpoint
     /// <summary>SHA-256 of the file it was loaded from (the `toolchain.source` of exports).</summary>
     public string? FileHash { get; private set; }
 
+    /// <summary>The path it was loaded from or saved to, for messages.</summary>
+    public string? Source { get; private set; }
+
     public static string FileName(long step) => $"ckpt-{step:D8}{Extension}";
 
     public void Save(string path)
@@ -68,15 +71,29 @@ public sealed class Checkpoint
         var hash = SHA256.HashData(body);
         string full = Path.GetFullPath(path);
         string temp = $"{full}.{Environment.ProcessId}.tmp";
-        using (var f = File.Create(temp))
+        try
         {
-            f.Write(body);
-            f.Write(hash);
-            f.Flush(flushToDisk: true);
+            using (var f = File.Create(temp))
+            {
+                f.Write(body);
+                f.Write(hash);
+                f.Flush(flushToDisk: true);
+            }
+            Toolchain.Suites.AtomicFile.ThrowIfFaulted(full);
+            File.Move(temp, full, overwrite: true);
         }
-        File.Move(temp, full, overwrite: true);
+        catch (Exception e) when (Toolchain.Suites.StorageException.IsStorageFailure(e))
+        {
+            // a full disk: the previous checkpoints are untouched, and no half-written file is left behind
+            Toolchain.Suites.AtomicFile.TryDelete(temp);
+            throw Toolchain.Suites.StorageException.From(full, e);
+        }
         FileHash = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(full)));
+        Source = full;
     }
+
+    /// <summary>The end of a refusal of a header with a valid checksum but impossible contents.</summary>
+    private const string Altered = "the file was not written by `toolchain train`, or was altered";
 
     public static Checkpoint Load(string path)
     {
@@ -95,6 +112,11 @@ public sealed class Checkpoint
             if ((int?)header["format"] != 1)
                 throw new CheckpointException($"{path}: checkpoint format {header["format"]} is not supported by this version (format 1)");
             var config = RunConfig.FromJson(header["config"]!.ToJsonString());
+            try { config.Validate(); }
+            catch (ArgumentException e)
+            {
+                throw new CheckpointException($"{path}: the checkpoint's configuration is invalid ({e.Message}); {Altered}");
+            }
             var state = header["state"]!.AsObject();
             int count = r.ReadInt32();
             var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -103,13 +125,19 @@ public sealed class Checkpoint
                 string name = Encoding.UTF8.GetString(r.ReadBytes(r.ReadInt32()));
                 var dims = new long[r.ReadInt32()];
                 for (int d = 0; d < dims.Length; d++) dims[d] = r.ReadInt64();
-                long n = dims.Aggregate(1L, (a, b) => a * b);
+                if (dims.Length > 8 || dims.Any(d => d < 0))
+                    throw new CheckpointException($"{path}: tensor '{name}' has the impossible shape [{string.Join(",", dims)}]; {Altered}");
+                long n = dims.Aggregate(1L, (a, b) => checked(a * b));
+                if (n * 4 > body.Length - r.BaseStream.Position)
+                    throw new CheckpointException(
+                        $"{path}: tensor '{name}' of shape [{string.Join(",", dims)}] needs more bytes than the file holds; {Altered}");
                 var data = new float[n];
                 var raw = r.ReadBytes(checked((int)(n * 4)));
                 Buffer.BlockCopy(raw, 0, data, 0, raw.Length);
                 tensors[name] = torch.tensor(data, dims).DetachFromDisposeScope();
             }
-            return new Checkpoint { Config = config, State = state, Tensors = tensors, FileHash = Convert.ToHexStringLower(SHA256.HashData(bytes)) };
+            string hash = Convert.ToHexStringLower(SHA256.HashData(bytes));
+            return new Checkpoint { Config = config, State = state, Tensors = tensors, FileHash = hash, Source = path };
         }
         catch (Exception e) when (e is EndOfStreamException or JsonException or ArgumentException or OverflowException or NullReferenceException or InvalidOperationException)
         {

@@ -128,6 +128,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Continues from the newest checkpoint in the run directory, if there is one.</summary>
     public bool TryResume()
     {
+        var refused = new List<string>();
         foreach (var file in Checkpoint.InDirectory(_dir))
         {
             Checkpoint ckpt;
@@ -135,13 +136,14 @@ public sealed class Trainer : IDisposable
             catch (CheckpointException e)
             {
                 _log.WriteLine($"resume: refusing {e.Message}; trying the previous checkpoint");
+                refused.Add(e.Message);
                 continue;
             }
             var saved = ckpt.Config with { Steps = _config.Steps, LogEvery = _config.LogEvery, CheckpointEvery = _config.CheckpointEvery, KeepCheckpoints = _config.KeepCheckpoints, Threads = _config.Threads, Device = _config.Device,
                 LrDecay = _config.LrDecay, LrDecayEvery = _config.LrDecayEvery, LrMinFactor = _config.LrMinFactor, GradNoise = _config.GradNoise,
                 ProbeEvery = _config.ProbeEvery, ProbeSizes = _config.ProbeSizes, ProbeSamples = _config.ProbeSamples };
             if (saved != _config)
-                throw new ArgumentException($"{file}: the checkpoint was trained with a different configuration; resume with the same settings (only steps, logging, checkpointing, probing, threads, device, the learning-rate decay and the gradient noise may change). Saved: {ckpt.Config.ToJson()}");
+                throw new ArgumentException($"{file}: the checkpoint was trained with a different configuration ({RunConfigDifference.Describe(saved, _config)}); resume with the same settings (only steps, logging, checkpointing, probing, threads, device, the learning-rate decay and the gradient noise may change)");
             Restore(ckpt);
             if (ckpt.Config.GradNoise != _config.GradNoise)
                 _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resume: gradient noise changes from {ckpt.Config.GradNoise} to {_config.GradNoise} at step {_state.Step}"));
@@ -151,13 +153,16 @@ public sealed class Trainer : IDisposable
                     "training goes on with that one averaged set. To continue with the sets, move this checkpoint aside and resume from the one before it.");
             return true;
         }
+        if (refused.Count > 0)
+            throw new CheckpointException($"{_dir}: --resume cannot resume: none of its {refused.Count} checkpoint(s) can be used (newest: {refused[0]}); " +
+                "nothing was changed: restore a good checkpoint there, or start a new run in another --out");
         return false;
     }
 
     private void Restore(Checkpoint ckpt)
     {
         _state = TrainerState.FromJson(ckpt.State);
-        LoadCheckpoint(_model, ckpt, ckpt.FileHash ?? "checkpoint");
+        LoadCheckpoint(_model, ckpt, ckpt.Source ?? "checkpoint");
         _optimizer.LoadState(ckpt.Section("optim/"), _device);
         _optimizer.StepCount = _state.OptimizerSteps;
     }
@@ -201,6 +206,7 @@ public sealed class Trainer : IDisposable
 
     public TrainResult Run(CancellationToken cancel = default)
     {
+        using var runLock = FolderLock.Take(_dir, "training run"); // a second process into this --out is refused
         Directory.CreateDirectory(_dir);
         AtomicFile.Write(Path.Combine(_dir, "config.json"), _config.ToJson());
         var result = new TrainResult { RunDirectory = _dir };
@@ -529,9 +535,10 @@ public sealed class Trainer : IDisposable
     {
         _state.NanRecoveries++;
         if (_state.NanRecoveries > 8)
-            throw new InvalidOperationException($"the loss turned NaN/inf {_state.NanRecoveries} times; stopping. Lower learning_rate or enable grad_clip and start again.");
+            throw new TrainingDivergedException($"{_dir}: the loss turned NaN/inf {_state.NanRecoveries} times; training stopped at step {step} and its last good checkpoint " +
+                $"({Checkpoint.InDirectory(_dir).Select(Path.GetFileName).FirstOrDefault()}) is kept. Lower learning_rate or enable grad_clip and start again in another --out.");
         var latest = Checkpoint.InDirectory(_dir).FirstOrDefault()
-            ?? throw new InvalidOperationException("the loss turned NaN/inf and there is no checkpoint to return to");
+            ?? throw new TrainingDivergedException($"{_dir}: the loss turned NaN/inf and there is no checkpoint to return to; lower learning_rate or enable grad_clip and start again");
         var ckpt = Checkpoint.Load(latest);
         int recoveries = _state.NanRecoveries;
         double scale = _state.LearningRateScale * _config.NanLearningRateFactor;

@@ -217,10 +217,8 @@ public static class ModelWriter
     /// <summary>Writes atomically: a temp file beside the target, then rename.</summary>
     public static void Save(ModelProto model, string path)
     {
-        string full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        string temp = full + $".{Environment.ProcessId}.tmp";
-        using (var f = File.Create(temp)) model.WriteTo(f);
-        File.Move(temp, full, overwrite: true);
+        if (Directory.Exists(path))
+            throw new ArgumentException($"'{path}' is a folder; name the model file to write, e.g. {Path.Combine(path, "model.onnx")}");
+        Toolchain.Suites.AtomicFile.Write(path, model.WriteTo);
     }
 }

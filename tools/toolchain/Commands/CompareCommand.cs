@@ -20,7 +20,7 @@ public static class CompareCommand
             var results = loaded.Select(l => l.Results).ToList();
             var rules = r.GetValue(gate) is { } g ? Gates.Load(g) : null;
             w.Write(Comparer.Table(results, markdown: false));
-            string? dir = r.GetValue(outDir);
+            string? dir = r.GetValue(outDir) is { } given ? Cli.RequireFolder(given) : null;
             if (dir is not null) Comparer.Write(results, dir);
             if (rules is null) return 0;
             var outcomes = Gates.Check(rules, results);
@@ -30,7 +30,10 @@ public static class CompareCommand
             AtomicFile.Write(Path.Combine(gatesDir, "gates.junit.xml"), Gates.JUnit(outcomes));
             AtomicFile.Write(Path.Combine(gatesDir, "gates.md"), md);
             if (Environment.GetEnvironmentVariable("GITHUB_STEP_SUMMARY") is { Length: > 0 } summary)
-                File.AppendAllText(summary, md + "\n");
+            {
+                try { File.AppendAllText(summary, md + "\n"); }
+                catch (Exception e) when (StorageException.IsStorageFailure(e)) { throw StorageException.From(summary, e); }
+            }
             foreach (var o in outcomes)
                 Cli.Line(w, $"{(o.Passed ? "pass" : "FAIL")}  {o.Rule.Describe()}  {o.Model}: {o.Message}");
             int failed = outcomes.Count(o => !o.Passed);

@@ -17,24 +17,24 @@ public static class EvalCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var suite = new Option<string>("--suite") { Description = "built-in suite name or suite file", DefaultValueFactory = _ => "standard" };
-        var levels = new Option<string?>("--levels") { Description = "comma-separated level names to run (e.g. 1x,10x; 'cases' for the pinned cases); default all" };
-        var outDir = new Option<string?>("--out") { Description = "output folder (default: eval-<model name>)" };
+        var levels = new Option<string?>("--levels") { Description = "comma-separated level names to run (e.g. 1x,10x; 'cases' for the pinned cases); default all" }.MustNameSomething();
+        var outDir = new Option<string?>("--out") { Description = "output folder (default: eval-<model name>): new or empty, or this run's own with --resume; anything else is refused" };
         var provider = new Option<string>("--provider") { Description = "auto (CUDA if it loads, else CPU), cpu or cuda", DefaultValueFactory = _ => "auto" };
         provider.AcceptOnlyFromAmong("auto", "cpu", "cuda");
-        var threads = new Option<int>("--threads") { Description = "intra-op threads (0: ONNX Runtime's default)", DefaultValueFactory = _ => 0 };
+        var threads = new Option<int>("--threads") { Description = "intra-op threads (0: ONNX Runtime's default)", DefaultValueFactory = _ => 0 }.MustNotBeNegative();
         var opt = new Option<string>("--opt-level") { Description = "graph optimization: disable, basic, extended, all", DefaultValueFactory = _ => "all" };
         opt.AcceptOnlyFromAmong("disable", "basic", "extended", "all");
         var batchTokens = new Option<long>("--batch-tokens") { Description = "most tokens (batch x length) per sub-batch", DefaultValueFactory = _ => 1 << 18 };
-        var budget = new Option<double?>("--budget-minutes") { Description = "time budget: trims sample counts or skips levels that would not fit" };
-        var memory = new Option<double?>("--max-memory-gb") { Description = "memory the run may use (default: what the machine has available)" };
+        var budget = new Option<double?>("--budget-minutes") { Description = "time budget: trims sample counts or skips levels that would not fit" }.MustBePositive();
+        var memory = new Option<double?>("--max-memory-gb") { Description = "memory the run may use (default: what the machine has available)" }.MustBePositive();
         var shard = new Option<string?>("--shard") { Description = "run shard i/N of the work units (default: JOB_COMPLETION_INDEX/COUNT or SLURM_ARRAY_TASK_ID/COUNT, else all)" };
         var resume = new Option<bool>("--resume") { Description = "continue a stopped run in --out from its completed units" };
         var task = new Option<string?>("--task") { Description = "task of a model without toolchain metadata" };
         var trainLength = new Option<int?>("--train-length") { Description = "training size k of a model without toolchain metadata" };
         var breakPoint = new Option<bool>("--break-point") { Description = "also find the longest size at which every probe is exact (doubling, then bisection)" };
-        var bpSamples = new Option<int>("--break-point-samples") { Description = "random samples per break-point probe (plus one per hard family)", DefaultValueFactory = _ => 8 };
+        var bpSamples = new Option<int>("--break-point-samples") { Description = "random samples per break-point probe (plus one per hard family)", DefaultValueFactory = _ => 8 }.MustBeAtLeastOne();
         var bpMax = new Option<int?>("--break-point-max-size") { Description = "largest size the break-point search tries (default 10,000 x training size)" };
-        var bpMinutes = new Option<double>("--break-point-minutes") { Description = "time limit of the break-point search", DefaultValueFactory = _ => 5 };
+        var bpMinutes = new Option<double>("--break-point-minutes") { Description = "time limit of the break-point search", DefaultValueFactory = _ => 5 }.MustBePositive();
         var cmd = new Command("eval", "grade an ONNX model at 1x, 10x, 100x, 1000x its training size; writes results.json, failures.jsonl, summary.md, index.html")
         {
             model, ensemble, suite, levels, outDir, provider, threads, opt, batchTokens, budget, memory, shard, resume, task, trainLength, breakPoint, bpSamples, bpMax, bpMinutes,
@@ -48,10 +48,8 @@ public static class EvalCommand
             if (r.GetValue(ensemble) is { Length: > 0 } && members.Length < 2)
                 throw new UserError("--ensemble needs at least two models in all: toolchain eval --ensemble A.onnx B.onnx ...");
             string path = members[0];
-            if (r.GetValue(threads) < 0) throw new UserError("--threads must be 0 (default) or more");
             if (r.GetValue(batchTokens) < 1) throw new UserError("--batch-tokens must be at least 1");
-            if (r.GetValue(budget) is <= 0) throw new UserError("--budget-minutes must be positive");
-            if (r.GetValue(bpSamples) < 1) throw new UserError("--break-point-samples must be at least 1");
+            if (r.GetValue(bpMax) is < 1) throw new UserError("--break-point-max-size must be at least 1");
             var suiteDef = SuiteFile.Resolve(r.GetValue(suite)!);
             var shardSpec = r.GetValue(shard) is { } s ? Shard.Parse(s) : Shard.FromEnvironment(Environment.GetEnvironmentVariable) ?? Shard.Whole;
             string dir = r.GetValue(outDir) ?? (members.Length > 1 ? "eval-ensemble-" : "eval-") + Path.GetFileNameWithoutExtension(path);

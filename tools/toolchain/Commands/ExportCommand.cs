@@ -30,13 +30,14 @@ public static class ExportCommand
             };
             var options = new ExportOptions { Mode = exportMode, Length = r.GetValue(length), WithStates = r.GetValue(withStates), Tolerance = r.GetValue(tolerance) };
             if (r.GetValue(parityMultiples) is string multiples) options = options with { ParityMultiples = ExportOptions.ParseMultiples(multiples, "--parity-multiples") };
+            string path = r.GetValue(output)!;
+            if (Directory.Exists(path)) throw new UserError($"--out '{path}' is a folder; name the model file to write, e.g. {Path.Combine(path, "model.onnx")}");
             var (model, ckpt) = ModelExporter.LoadModel(r.GetValue(run)!);
             using (model)
             {
                 ExportResult result;
                 try { result = ModelExporter.Export(model, ckpt.FileHash ?? "", options); }
                 catch (ParityException e) { throw new UserError(e.Message); }
-                string path = r.GetValue(output)!;
                 ModelWriter.Save(result.Model, path);
                 var inv = CultureInfo.InvariantCulture;
                 foreach (var p in result.Parity)

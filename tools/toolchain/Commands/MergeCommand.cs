@@ -14,7 +14,7 @@ public static class MergeCommand
         cmd.SetAction(r =>
         {
             var err = r.InvocationConfiguration.Error;
-            string dir = r.GetValue(outDir)!;
+            string dir = Cli.RequireFolder(r.GetValue(outDir)!);
             var results = Merger.Merge(r.GetValue(dirs)!, dir, line => Cli.Line(err, line));
             Cli.Line(r.InvocationConfiguration.Output, $"merged {results.Run.MergedFrom!.Count} shard(s) of {results.Model.Task}/{results.Model.Arch} into {Path.GetFullPath(dir)}");
             return 0;

@@ -17,9 +17,13 @@ public static class ReportCommand
     {
         var models = new Option<string>("--models") { Description = "folder of ONNX models to grade", DefaultValueFactory = _ => "models" };
         var suite = new Option<string>("--suite") { Description = "built-in suite name or suite file", DefaultValueFactory = _ => "standard" };
-        var budget = new Option<double>("--budget-minutes") { Description = "time budget for the whole report", DefaultValueFactory = _ => 8 };
-        var outDir = new Option<string>("--out") { Description = "report folder", DefaultValueFactory = _ => Path.Combine("reports", "latest") };
-        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: default)", DefaultValueFactory = _ => 0 };
+        var budget = new Option<double>("--budget-minutes") { Description = "time budget for the whole report", DefaultValueFactory = _ => 8 }.MustBePositive();
+        var outDir = new Option<string>("--out")
+        {
+            Description = "report folder: replaced whole when the new report is complete; a non-empty folder that is not a report is refused",
+            DefaultValueFactory = _ => Path.Combine("reports", "latest"),
+        };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: default)", DefaultValueFactory = _ => 0 }.MustNotBeNegative();
         var cmd = new Command("report", "grade the whole model zoo and write reports/latest/index.html") { models, suite, budget, outDir, threads };
         cmd.SetAction(r =>
         {
@@ -29,10 +33,10 @@ public static class ReportCommand
             if (!Directory.Exists(dir)) throw new UserError($"{dir}: no model folder; run from the repository root or pass --models DIR");
             var files = Directory.GetFiles(dir, "*.onnx").Order(StringComparer.Ordinal).ToList();
             if (files.Count == 0) throw new UserError($"{dir}: no .onnx models; build the zoo with `toolchain zoo` or export one with `toolchain export`");
-            if (r.GetValue(budget) <= 0) throw new UserError("--budget-minutes must be positive");
             var suiteDef = SuiteFile.Resolve(r.GetValue(suite)!);
-            string output = r.GetValue(outDir)!;
-            if (Directory.Exists(output)) Directory.Delete(output, recursive: true);
+            // the new report is built beside the old one and swapped in only when complete: nothing is deleted before
+            using var folder = ReportFolder.Begin(r.GetValue(outDir)!);
+            string output = folder.Staging;
             var clock = Stopwatch.StartNew();
             double total = r.GetValue(budget) * 60;
             var all = new List<(string Name, Results Results)>();
@@ -58,7 +62,7 @@ public static class ReportCommand
                         all.Add((name, graded));
                     }
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
+                catch (Exception e) when (e is not OperationCanceledException and not StorageException and not FolderBusyException)
                 {
                     // one broken or foreign model must not hide the rest of the zoo's results
                     string reason = Cli.OneLine(e);
@@ -72,7 +76,8 @@ public static class ReportCommand
             string table = Comparer.Table(results, markdown: false);
             w.Write(table);
             AtomicFile.Write(Path.Combine(output, "index.html"), Index(all, failed, table, suiteDef, clock.Elapsed));
-            Cli.Line(w, $"graded {all.Count} models in {clock.Elapsed.TotalMinutes:0.0} min; report: {Path.GetFullPath(Path.Combine(output, "index.html"))}");
+            folder.Commit();
+            Cli.Line(w, $"graded {all.Count} models in {clock.Elapsed.TotalMinutes:0.0} min; report: {Path.Combine(folder.Target, "index.html")}");
             foreach (var (name, reason) in failed) Cli.Line(err, $"not graded: {name}: {reason}");
             return failed.Count == 0 ? 0 : 1;
         });

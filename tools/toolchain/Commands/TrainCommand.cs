@@ -21,7 +21,7 @@ public static class TrainCommand
         var output = new Option<string>("--out") { Description = "run directory: checkpoints, config.json, metrics.jsonl", Required = true };
         var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --out" };
         var dryRun = new Option<bool>("--dry-run") { Description = "print the resolved configuration and exit" };
-        var minutes = new Option<double?>("--minutes") { Description = "stop after this much wall time with a checkpoint saved (continue later with --resume)" };
+        var minutes = new Option<double?>("--minutes") { Description = "stop after this much wall time with a checkpoint saved (continue later with --resume)" }.MustBePositive();
         var cmd = new Command("train", "train a model on a task (TorchSharp)") { task, arch, preset, trainLength, steps, seed, device, threads, set, output, resume, dryRun, minutes };
         cmd.SetAction((r, cancel) =>
         {
@@ -38,14 +38,18 @@ public static class TrainCommand
             };
             config = config.With(r.GetValue(set) ?? []).Validate();
             var w = r.InvocationConfiguration.Output;
+            // refused with numbers before any tensor is allocated (CPU memory; a CUDA device reports its own)
+            var memory = MemoryEstimate.For(config, Toolchain.Suites.TaskRegistry.Get(config.Task));
+            if (config.Device == "cpu") memory.Check(MemoryEstimate.AvailableBytes());
             if (r.GetValue(dryRun))
             {
                 Cli.Line(w, config.ToJson().ReplaceLineEndings("\n"));
+                Cli.Line(r.InvocationConfiguration.Error, $"memory: about {memory.Describe()}");
                 return Task.FromResult(0);
             }
             double? limit = r.GetValue(minutes);
             if (limit is <= 0 or > 7 * 24 * 60) throw new UserError($"--minutes must be between 0 and {7 * 24 * 60} (a week), not {limit}");
-            string dir = r.GetValue(output)!;
+            string dir = Cli.RequireFolder(r.GetValue(output)!);
             bool hasCheckpoints = Checkpoint.InDirectory(dir).Count > 0;
             if (hasCheckpoints && !r.GetValue(resume))
                 throw new UserError($"{dir} already holds checkpoints; pass --resume to continue that run, or choose another --out");

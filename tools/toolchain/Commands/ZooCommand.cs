@@ -211,7 +211,7 @@ public static class ZooCommand
                 Log = line => Cli.Line(w, "   " + line),
             });
         }
-        foreach (var f in new[] { Evaluator.PlanFile, Evaluator.UnitsFile, Evaluator.BreakPointFile })
+        foreach (var f in new[] { Evaluator.PlanFile, Evaluator.UnitsFile, Evaluator.BreakPointFile, FolderLock.FileName })
             File.Delete(Path.Combine(reportDir, f)); // resume bookkeeping; the card and results.json carry the outcome
         return results;
     }

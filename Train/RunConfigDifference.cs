@@ -1,0 +1,34 @@
+using System.Text.Json.Nodes;
+
+namespace Toolchain.Train;
+
+/// <summary>The settings in which two run configurations differ, found by comparing their JSON objects property
+/// by property, so settings added later are covered without a change here.</summary>
+public static class RunConfigDifference
+{
+    /// <summary>(name, value in <paramref name="saved"/>, value in <paramref name="now"/>) for each setting that differs.</summary>
+    public static List<(string Name, string Saved, string Now)> Fields(RunConfig saved, RunConfig now)
+    {
+        var a = JsonNode.Parse(saved.ToJson())!.AsObject();
+        var b = JsonNode.Parse(now.ToJson())!.AsObject();
+        return a.Select(p => p.Key).Union(b.Select(p => p.Key))
+            .Where(key => !JsonNode.DeepEquals(a[key], b[key]))
+            .Select(key => (key, Show(a[key]), Show(b[key])))
+            .ToList();
+    }
+
+    /// <summary>"maps 24 in the checkpoint, 32 now; dropout ..." on one line.</summary>
+    public static string Describe(RunConfig saved, RunConfig now)
+    {
+        var fields = Fields(saved, now);
+        return fields.Count == 0 ? "no setting differs"
+            : string.Join("; ", fields.Select(f => $"{f.Name} {f.Saved} in the checkpoint, {f.Now} now"));
+    }
+
+    private static string Show(JsonNode? value) => value switch
+    {
+        null => "(absent)",
+        JsonValue v when v.TryGetValue(out string? s) => $"'{s}'",
+        _ => value.ToJsonString(),
+    };
+}
