@@ -24,6 +24,9 @@ public static class Comparer
         return list;
     }
 
+    /// <summary>The overlay plot against multiples of each model's training size.</summary>
+    public const string MultiplesPlot = "compare-multiples.svg";
+
     public static string Label(Results r) => $"{r.Model.Task}/{r.Model.Arch} ({r.Model.File})";
 
     /// <summary>Level names in order of first appearance across the results.</summary>
@@ -42,7 +45,9 @@ public static class Comparer
             foreach (var name in levels)
             {
                 var l = r.Levels.FirstOrDefault(x => x.Name == name);
-                row.Add(l?.Total is { Samples: > 0 } t ? ReportWriter.Pct(t.SequenceAccuracy) + (l.Status is "complete" ? "" : "*") : "-");
+                row.Add(l is null ? "-" : l.Total is { Samples: > 0 } t
+                    ? ReportWriter.Pct(t.SequenceAccuracy) + (l.Status is LevelStatus.Complete ? "" : "*")
+                    : "not graded");
             }
             row.Add(r.BreakPoint is { } bp ? bp.ExactUpTo.ToString("N0", CultureInfo.InvariantCulture) : "-");
             return row;
@@ -60,19 +65,34 @@ public static class Comparer
             sb.Append(string.Join("  ", header.Select((h, i) => i == 0 ? h.PadRight(widths[i]) : h.PadLeft(widths[i])))).Append('\n');
             foreach (var row in rows) sb.Append(string.Join("  ", row.Select((c, i) => i == 0 ? c.PadRight(widths[i]) : c.PadLeft(widths[i])))).Append('\n');
         }
-        sb.Append("(sequence accuracy over all families; * = level trimmed, partial or incomplete)\n");
+        // a Markdown table ends at a blank line; without one the footnote renders as one more row
+        if (markdown) sb.Append('\n');
+        sb.Append(Footnote(results)).Append('\n');
         return sb.ToString();
+    }
+
+    /// <summary>What the table's marks and exhaustive level names mean.</summary>
+    public static string Footnote(IReadOnlyList<Results> results)
+    {
+        var exhaustive = results.SelectMany(r => r.Levels.Where(l => l.Exhaustive).Select(l => (l.Name, l.Size))).Distinct()
+            .Select(l => $"{l.Name} = every input of size {l.Size} (exhaustive)");
+        return "(sequence accuracy over all families; * = level trimmed, partial or incomplete; not graded = skipped for time or " +
+            $"memory, see the model's report{string.Concat(exhaustive.Select(e => "; " + e))})";
     }
 
     public static void Write(IReadOnlyList<Results> results, string outDir)
     {
         Directory.CreateDirectory(outDir);
-        var series = results.Select(r => new Plot.Series(Label(r), ReportWriter.AccuracySeries(r, "")[0].Points)).ToList();
-        string svg = Plot.Svg(series, "sequence accuracy vs length");
+        List<Plot.Series> Series(bool multiples) =>
+            results.Select(r => new Plot.Series(Label(r), ReportWriter.AccuracySeries(r, "", multiples)[0].Points)).ToList();
+        string svg = Plot.Svg(Series(multiples: false), "sequence accuracy vs length");
+        string svgMultiples = Plot.Svg(Series(multiples: true), "sequence accuracy vs multiple of the training size", ReportWriter.MultiplesAxis);
         AtomicFile.Write(Path.Combine(outDir, "compare.svg"), svg);
+        AtomicFile.Write(Path.Combine(outDir, MultiplesPlot), svgMultiples);
         AtomicFile.Write(Path.Combine(outDir, "compare.md"), Table(results, markdown: true));
         var html = new StringBuilder("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>toolchain compare</title><style>body{font-family:sans-serif;margin:2em}</style></head><body>\n<h1>Comparison</h1>\n");
-        html.Append(svg).Append("<pre>").Append(Plot.Esc(Table(results, markdown: false))).Append("</pre>\n</body></html>\n");
+        html.Append("<p>A point per graded level; a model's missing point is a level it did not grade (see its report for why).</p>\n");
+        html.Append(svg).Append(svgMultiples).Append("<pre>").Append(Plot.Esc(Table(results, markdown: false))).Append("</pre>\n</body></html>\n");
         AtomicFile.Write(Path.Combine(outDir, "compare.html"), html.ToString());
     }
 }

@@ -165,7 +165,8 @@ public static class Evaluator
             bool pastOutOfMemory = outOfMemory is { } ran && maxLen >= ran.Length; // recorded as not graded below
             if (!pastOutOfMemory && !memoryModel.Fits(maxLen, nowAvailable))
             {
-                string note = $"{what}: not run, one example at length {maxLen:N0} needs about {MemoryGuard.Gib(need)}{(memoryModel.Basis is { } how ? $" ({how})" : "")} and only {MemoryGuard.Gib(nowAvailable)} is available now";
+                string how = memoryModel.Basis is { } basis ? $" ({basis})" : "";
+                string note = $"{what}: not run, {MemoryGuard.TooBig($"one example at length {maxLen:N0}", need, how, nowAvailable)} now";
                 notes.Add(note);
                 log("memory: " + note);
                 continue;
@@ -179,8 +180,8 @@ public static class Evaluator
                 UnitRecord rec;
                 if (outOfMemory is { } oom && unit.Length >= oom.Length)
                     rec = NotGraded(unit, unit.Length == oom.Length
-                        ? $"skipped: {oom.Reason}"
-                        : $"skipped: longer than length {oom.Length:N0}, which ran out of memory (batch {oom.Batch})");
+                        ? oom.Reason
+                        : $"longer than length {oom.Length:N0}, which ran out of memory (batch {oom.Batch})");
                 else
                 {
                     try
@@ -191,7 +192,7 @@ public static class Evaluator
                     {
                         outOfMemory = x;
                         log($"memory: {what}: {x.Message}; this level and every longer one are not graded");
-                        rec = NotGraded(unit, $"skipped: {x.Reason}");
+                        rec = NotGraded(unit, x.Reason);
                     }
                 }
                 UnitLog.Append(unitsPath, rec);

@@ -63,7 +63,8 @@ public sealed record UnitRecord
     public required List<int[]> FirstWrong { get; init; }
     public required List<FailureExample> Failures { get; init; }
     public required double Seconds { get; init; }
-    /// <summary>Why the unit was not graded (e.g. "skipped: out of memory at length 40,001 (batch 1)"); null when it ran.</summary>
+    /// <summary>Why the unit was not graded (e.g. "out of memory at length 40,001 (batch 1)"; records of older runs
+    /// start with "skipped: "); null when it ran.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Skipped { get; init; }
 }

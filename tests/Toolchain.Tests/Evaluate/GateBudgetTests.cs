@@ -90,8 +90,17 @@ public class GateBudgetTests
         levels[0]!["status"]!.GetValue<string>().Should().Be("complete");
         levels[1]!["status"]!.GetValue<string>().Should().Be("skipped");
         levels[1]!["total"]!["samples"]!.GetValue<int>().Should().Be(0);
-        output.Should().Contain("skipped: one example at length 20,000 needs about");
-        File.ReadAllText(tmp["out/summary.md"]).Should().Contain("Trimmed or skipped");
+        output.Should().Contain("not graded: one example at length 20,000 needs about").And.Contain("over the limit of 80% of the");
+        string summary = File.ReadAllText(tmp["out/summary.md"]);
+        summary.Should().Contain("Trimmed or skipped").And.NotContain("skipped: skipped");
+
+        // a level that was not graded never shows as 0%: not in a table, a plot or the comparison
+        var rows = summary.Split('\n').Where(l => l.StartsWith("| 1000x", StringComparison.Ordinal)).ToList();
+        rows.Should().NotBeEmpty().And.OnlyContain(l => l.Contains("not graded") && !l.Contains("0.0%") && l.Contains("| 0 of "));
+        string html = File.ReadAllText(tmp["out/index.html"]);
+        html.Should().Contain("1000x: not graded").And.Contain("not graded: one example at length 20,000");
+        var results = Comparer.Load([tmp["out"]]).Select(r => r.Results).ToList();
+        Comparer.Table(results, markdown: true).Should().Contain("| not graded |").And.Contain("|\n\n(sequence accuracy");
     }
 
     [Fact]

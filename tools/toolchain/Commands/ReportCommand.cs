@@ -86,8 +86,12 @@ public static class ReportCommand
         html.Append("<style>body{font-family:sans-serif;margin:2em;max-width:72em}pre{background:#f6f6f6;padding:1em}</style></head><body>\n");
         html.Append("<h1>Did it learn an algorithm, or only the training lengths?</h1>\n");
         html.Append($"<p>{all.Count} models graded on suite <code>{Plot.Esc(suite.Name)}</code> (sha256 {suite.Hash[..12]}) in {elapsed.TotalMinutes:0.0} minutes. ");
-        html.Append("Levels are multiples of each model's training size; trimmed levels (time budget) are marked *. Each model's own report has the per-family numbers and failing examples.</p>\n");
+        html.Append("Levels are multiples of each model's training size (1x, 10x, ...); an exhaustive level such as k4 grades every input of ");
+        html.Append("its size (k4: size 4). Trimmed levels (time budget) are marked *, and a level that was not graded says so. ");
+        html.Append("Each model's own report has the per-family numbers, the reasons and the failing examples.</p>\n");
+        html.Append("<p><a href=\"compare.html\">Comparison page</a>: the plot against tokens and against multiples of the training size, and the table.</p>\n");
         html.Append("<h2>Sequence accuracy against length</h2>\n").Append("<img src=\"compare.svg\" alt=\"accuracy vs length\">\n");
+        html.Append($"<img src=\"{Comparer.MultiplesPlot}\" alt=\"accuracy vs multiple of the training size\">\n");
         html.Append("<h2>Table</h2>\n<pre>").Append(Plot.Esc(table)).Append("</pre>\n<h2>Models</h2>\n<ul>\n");
         foreach (var (name, r) in all)
             html.Append($"<li><a href=\"{Uri.EscapeDataString(name)}/index.html\">{Plot.Esc(name)}</a>: {Plot.Esc(Comparer.Label(r))}</li>\n");
