@@ -282,7 +282,7 @@ public static class Evaluator
             if (firstWrong.Count < o.FirstWrongCap) firstWrong.Add([index, c.FirstWrongPosition]);
             if (failures.Count < o.FailureCap)
                 failures.Add(FailureExample.Create(task, unit.Level, unit.Family, index, e.Size, c.FirstWrongPosition, c.WrongSymbols,
-                    e.Input, e.Target, preds[i]));
+                    e.Input, e.Target, preds[i], o.Suite.Name));
         }
         return new UnitRecord
         {

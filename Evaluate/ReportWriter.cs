@@ -126,7 +126,8 @@ public static class ReportWriter
         {
             sb.Append($"<h3>{Plot.Esc(g.Key.Level)} / {Plot.Esc(g.Key.Family)}</h3>\n<table><tr><th>#</th><th>first wrong</th><th class=l>input / expected / got (around the first wrong position)</th></tr>\n");
             foreach (var f in g.Take(5))
-                sb.Append($"<tr><td>{f.Index}</td><td>{N(f.FirstWrong)}</td><td class=l><code>{Around(f, f.InputWindow, f.Input)}<br>{Around(f, f.ExpectedWindow, f.Expected)}<br>{Around(f, f.GotWindow, f.Got, mark: true)}</code></td></tr>\n");
+                sb.Append($"<tr><td>{f.Index}</td><td>{N(f.FirstWrong)}</td><td class=l><code>{Around(f, f.InputWindow, f.Input)}<br>{Around(f, f.ExpectedWindow, f.Expected)}<br>{Around(f, f.GotWindow, f.Got, mark: true)}</code>" +
+                    (f.Reproduce is null ? "" : $"<br><small>again: <code>{Plot.Esc(f.Reproduce)}</code></small>") + "</td></tr>\n");
             sb.Append("</table>\n");
         }
         sb.Append("</body></html>\n");
