@@ -33,13 +33,16 @@ public static class Comparer
     public static List<string> LevelNames(IEnumerable<Results> results) =>
         results.SelectMany(r => r.Levels.Select(l => l.Name)).Distinct().ToList();
 
-    public static string Table(IReadOnlyList<Results> results, bool markdown)
+    /// <summary>The models x levels table; with <paramref name="graded"/> (one per result), a last column saying
+    /// when and how each row was graded ("cached (zoo, published ...)", "now (...)").</summary>
+    public static string Table(IReadOnlyList<Results> results, bool markdown, IReadOnlyList<string>? graded = null)
     {
         var levels = LevelNames(results);
         var header = new List<string> { "model" };
         header.AddRange(levels);
         header.Add("break point");
-        var rows = results.Select(r =>
+        if (graded is not null) header.Add("graded");
+        var rows = results.Select((r, index) =>
         {
             var row = new List<string> { Label(r) };
             foreach (var name in levels)
@@ -50,20 +53,22 @@ public static class Comparer
                     : "not graded");
             }
             row.Add(r.BreakPoint is { } bp ? bp.ExactUpTo.ToString("N0", CultureInfo.InvariantCulture) : "-");
+            if (graded is not null) row.Add(graded[index]);
             return row;
         }).ToList();
         var sb = new StringBuilder();
         if (markdown)
         {
             sb.Append("| ").Append(string.Join(" | ", header)).Append(" |\n|");
-            sb.Append(string.Concat(header.Select((_, i) => i == 0 ? " --- |" : " ---: |"))).Append('\n');
+            sb.Append(string.Concat(header.Select((h, i) => i == 0 || h == "graded" ? " --- |" : " ---: |"))).Append('\n');
             foreach (var row in rows) sb.Append("| ").Append(string.Join(" | ", row)).Append(" |\n");
         }
         else
         {
             var widths = header.Select((h, i) => Math.Max(h.Length, rows.Max(r => r[i].Length))).ToList();
-            sb.Append(string.Join("  ", header.Select((h, i) => i == 0 ? h.PadRight(widths[i]) : h.PadLeft(widths[i])))).Append('\n');
-            foreach (var row in rows) sb.Append(string.Join("  ", row.Select((c, i) => i == 0 ? c.PadRight(widths[i]) : c.PadLeft(widths[i])))).Append('\n');
+            bool Left(int i) => i == 0 || header[i] == "graded";
+            sb.Append(string.Join("  ", header.Select((h, i) => Left(i) ? h.PadRight(widths[i]) : h.PadLeft(widths[i]))).TrimEnd()).Append('\n');
+            foreach (var row in rows) sb.Append(string.Join("  ", row.Select((c, i) => Left(i) ? c.PadRight(widths[i]) : c.PadLeft(widths[i]))).TrimEnd()).Append('\n');
         }
         // a Markdown table ends at a blank line; without one the footnote renders as one more row
         if (markdown) sb.Append('\n');
@@ -80,7 +85,7 @@ public static class Comparer
             $"memory, see the model's report{string.Concat(exhaustive.Select(e => "; " + e))})";
     }
 
-    public static void Write(IReadOnlyList<Results> results, string outDir)
+    public static void Write(IReadOnlyList<Results> results, string outDir, IReadOnlyList<string>? graded = null)
     {
         Directory.CreateDirectory(outDir);
         List<Plot.Series> Series(bool multiples) =>
@@ -89,10 +94,10 @@ public static class Comparer
         string svgMultiples = Plot.Svg(Series(multiples: true), "sequence accuracy vs multiple of the training size", ReportWriter.MultiplesAxis);
         AtomicFile.Write(Path.Combine(outDir, "compare.svg"), svg);
         AtomicFile.Write(Path.Combine(outDir, MultiplesPlot), svgMultiples);
-        AtomicFile.Write(Path.Combine(outDir, "compare.md"), Table(results, markdown: true));
+        AtomicFile.Write(Path.Combine(outDir, "compare.md"), Table(results, markdown: true, graded));
         var html = new StringBuilder("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>toolchain compare</title><style>body{font-family:sans-serif;margin:2em}</style></head><body>\n<h1>Comparison</h1>\n");
         html.Append("<p>A point per graded level; a model's missing point is a level it did not grade (see its report for why).</p>\n");
-        html.Append(svg).Append(svgMultiples).Append("<pre>").Append(Plot.Esc(Table(results, markdown: false))).Append("</pre>\n</body></html>\n");
+        html.Append(svg).Append(svgMultiples).Append("<pre>").Append(Plot.Esc(Table(results, markdown: false, graded))).Append("</pre>\n</body></html>\n");
         AtomicFile.Write(Path.Combine(outDir, "compare.html"), html.ToString());
     }
 }

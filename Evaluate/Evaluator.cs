@@ -197,6 +197,10 @@ public static class Evaluator
                 }
                 UnitLog.Append(unitsPath, rec);
                 done[rec.Key] = rec;
+                // pinned cases differ in size and length: each gets its own line, never a mix of two cases' numbers
+                if (unit.IsCase && rec.Skipped is null)
+                    log($"[{levelNo}/{groups.Count}] case {unit.Family["case:".Length..]}: size {unit.Size:N0}, length {unit.Length:N0}: " +
+                        $"{(rec.Exact == 1 ? "exact" : "wrong")}, {rec.Seconds:0.###} s, {unit.Length / Math.Max(rec.Seconds, 1e-9):N0} tok/s");
                 examples += rec.Samples;
                 exact += rec.Exact;
                 tokens += (long)rec.Samples * rec.Length;
@@ -211,6 +215,7 @@ public static class Evaluator
                 continue;
             }
             var remaining = groups.Skip(levelNo).SelectMany(g => g).Where(u => !done.ContainsKey(u.Key)).ToList();
+            if (first.IsCase) continue; // logged case by case above
             log($"[{levelNo}/{groups.Count}] {what,-12} size {first.Size:N0}, length {maxLen:N0}: {examples} examples, {exact} exact, " +
                 $"{examples / Math.Max(secs, 1e-9):N0} ex/s, {tokens / Math.Max(secs, 1e-9):N0} tok/s; ETA {BudgetPlanner.Duration(rate.Estimate(remaining))}");
         }

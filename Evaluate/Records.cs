@@ -144,6 +144,9 @@ public sealed record TimingEntry(string Level, int Length, double Seconds, int E
 public sealed record Results
 {
     public int Schema { get; init; } = 1;
+    /// <summary>The version of the grading code that made these results (<see cref="ResultsCache.GradingVersion"/>);
+    /// null in results written before the field existed, which version 1 made.</summary>
+    public int? Grading { get; init; }
     public required ToolInfo Tool { get; init; }
     public required ModelSection Model { get; init; }
     public required SuiteSection Suite { get; init; }

@@ -83,7 +83,8 @@ public static class ReportBuilder
         }
 
         var timing = new List<TimingEntry>();
-        foreach (var g in records.Where(r => r.Skipped is null).GroupBy(r => r.Level))
+        // a level's units share one length; pinned cases do not, so each case is timed on its own
+        foreach (var g in records.Where(r => r.Skipped is null).GroupBy(r => IsCase(r) ? "case " + r.Family["case:".Length..] : r.Level))
         {
             double secs = g.Sum(r => r.Seconds);
             int n = g.Sum(r => r.Samples);
@@ -91,11 +92,13 @@ public static class ReportBuilder
             timing.Add(new TimingEntry(g.Key, g.Max(r => r.Length), Math.Round(secs, 6), n,
                 Math.Round(n / Math.Max(secs, 1e-9), 3), Math.Round(tokenSteps / Math.Max(secs, 1e-9), 1)));
         }
-        timing = timing.OrderBy(t => layout.Levels.FindIndex(l => l.Name == t.Level) is int i && i >= 0 ? i : int.MaxValue).ToList();
+        timing = timing.OrderBy(t => layout.Levels.FindIndex(l => l.Name == t.Level) is int i && i >= 0 ? i : int.MaxValue)
+            .ThenBy(t => layout.Cases.FindIndex(c => "case " + c.Name == t.Level)).ToList();
 
         var trims = plans.SelectMany(p => p.Trims.Select(t => plans.Count > 1 ? $"shard {p.Shard}: {t}" : t)).Concat(notGraded).Concat(notes).ToList();
         return new Results
         {
+            Grading = ResultsCache.GradingVersion,
             Tool = Evaluator.Tool(),
             Model = model,
             Suite = suite,
