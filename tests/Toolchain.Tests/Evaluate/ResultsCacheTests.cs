@@ -18,19 +18,21 @@ public class ResultsCacheTests
         Directory.CreateDirectory(tmp["models"]);
         string model = OracleModels.Save(OracleModels.Copy(trainLength: 8), tmp["models"], "copy.onnx");
 
+        OracleModels.Save(OracleModels.Reverse(trainLength: 8), tmp["models"], "reverse.onnx");
         var first = Report(tmp);
         first.Code.Should().Be(0, first.Err);
+        first.Err.Split('\n').Count(l => l.StartsWith("notice: CUDA", StringComparison.Ordinal)).Should().BeLessThanOrEqualTo(1, "a notice is printed once, not per model");
         first.Err.Should().NotContain("from the cache");
         first.Out.Should().Contain("now (");
-        Directory.GetDirectories(tmp["reports/cache"]).Should().ContainSingle()
-            .Which.Should().EndWith($"-g{ResultsCache.GradingVersion}");
+        Directory.GetDirectories(tmp["reports/cache"]).Should().HaveCount(2)
+            .And.OnlyContain(d => d.EndsWith($"-g{ResultsCache.GradingVersion}", StringComparison.Ordinal));
         EvalTests.ReadResults(tmp["reports/latest/copy"])["break_point"].Should().NotBeNull("report finds the break point of what it grades");
         string firstMetrics = EvalTests.Metrics(tmp["reports/latest/copy"]);
 
         var second = Report(tmp);
         second.Code.Should().Be(0, second.Err);
         second.Err.Should().Contain("copy: from the cache");
-        second.Out.Should().Contain("cached (").And.Contain("1 from the cache");
+        second.Out.Should().Contain("cached (").And.Contain("2 from the cache");
         EvalTests.Metrics(tmp["reports/latest/copy"]).Should().Be(firstMetrics);
         File.ReadAllText(tmp["reports/latest/index.html"]).Should().Contain("graded cached (");
 
@@ -38,10 +40,11 @@ public class ResultsCacheTests
 
         // another model file under the same name: its key differs, so it is graded
         OracleModels.Save(OracleModels.Copy(trainLength: 9), tmp["models"], "copy.onnx");
-        Report(tmp).Err.Should().NotContain("from the cache");
-        Directory.GetDirectories(tmp["reports/cache"]).Should().HaveCount(2);
+        Report(tmp).Err.Should().NotContain("copy: from the cache").And.Contain("reverse: from the cache");
+        Directory.GetDirectories(tmp["reports/cache"]).Should().HaveCount(3);
 
         // another suite: graded; a level filter or a shard is never a cache entry
+        File.Delete(tmp["models/reverse.onnx"]);
         CliRunner.InProcess("report", "--models", tmp["models"], "--out", tmp["reports/latest"], "--budget-minutes", "0.2")
             .Err.Should().NotContain("from the cache");
         var results = Comparer.Load([tmp["reports/latest/copy"]])[0].Results;
