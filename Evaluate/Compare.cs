@@ -76,13 +76,17 @@ public static class Comparer
         return sb.ToString();
     }
 
-    /// <summary>What the table's marks and exhaustive level names mean.</summary>
+    /// <summary>What the table's marks and exhaustive level names mean, a line each (a Markdown paragraph).</summary>
     public static string Footnote(IReadOnlyList<Results> results)
     {
-        var exhaustive = results.SelectMany(r => r.Levels.Where(l => l.Exhaustive).Select(l => (l.Name, l.Size))).Distinct()
-            .Select(l => $"{l.Name} = every input of size {l.Size} (exhaustive)");
-        return "(sequence accuracy over all families; * = level trimmed, partial or incomplete; not graded = skipped for time or " +
-            $"memory, see the model's report{string.Concat(exhaustive.Select(e => "; " + e))})";
+        var lines = new List<string>
+        {
+            "Sequence accuracy over all families; * = level trimmed, partial or incomplete;",
+            "not graded = skipped for time or memory (the model's report says why)",
+        };
+        lines.AddRange(results.SelectMany(r => r.Levels.Where(l => l.Exhaustive).Select(l => (l.Name, l.Size))).Distinct()
+            .Select(l => $"{l.Name} = every input of size {l.Size} (the exhaustive level)"));
+        return string.Join("\n", lines);
     }
 
     public static void Write(IReadOnlyList<Results> results, string outDir, IReadOnlyList<string>? graded = null)

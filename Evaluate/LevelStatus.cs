@@ -15,8 +15,15 @@ public static class LevelStatus
         if (note is null) return null;
         foreach (string prefix in (string[])["skipped: ", "trimmed: ", "trimmed to "])
             while (note.StartsWith(prefix, StringComparison.Ordinal)) note = note[prefix.Length..];
+        // older memory notes ("needs about 17.19 GiB, 19.81 GiB available") did not say that the limit is a share
+        var old = OldMemoryNote.Match(note);
+        if (old.Success && double.TryParse(old.Groups["available"].Value, System.Globalization.CultureInfo.InvariantCulture, out double gib))
+            note = $"{old.Groups["need"].Value}, over the limit of {MemoryGuard.Headroom:0%} of the {gib:0.##} GiB available ({MemoryGuard.Headroom * gib:0.##} GiB)";
         return note;
     }
+
+    private static readonly System.Text.RegularExpressions.Regex OldMemoryNote =
+        new(@"^(?<need>.*needs about [0-9.]+ GiB.*), (?<available>[0-9.]+) GiB available$");
 
     /// <summary>True when the level has no graded sample (skipped, or every unit ran out of memory).</summary>
     public static bool NotGraded(LevelResult level) => level.Total is not { Samples: > 0 };

@@ -7,7 +7,8 @@ namespace Toolchain.Evaluate;
 /// <summary>
 /// A small SVG line plot with a logarithmic x axis (length, or multiple of the training size) and y in [0, 1]
 /// (accuracy); no scripts. Each series has its own colour and marker pair (ten colours, then the same colours
-/// with the next marker and a dashed line), the first series is drawn in black when asked, and the legend is
+/// with the next marker and a dashed line), the first series is drawn in black and thick when asked (a total under
+/// its families, visible where they overlap it), and the legend is
 /// as wide and as tall as its labels need. Lengths that were not graded are dashed grey verticals, labelled,
 /// so a missing point never reads as 0%.
 /// </summary>
@@ -77,7 +78,7 @@ public static class Plot
             string dash = dashed ? " stroke-dasharray=\"6 3\"" : "";
             var pts = series[i].Points.Where(p => p.X > 0).OrderBy(p => p.X).ToList();
             if (pts.Count > 1)
-                sb.Append($"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash} points=\"{string.Join(" ", pts.Select(p => $"{F(Xv(p.X))},{F(Yv(p.Y))}"))}\"/>\n");
+                sb.Append($"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"{(firstIsTotal && i == 0 ? 5 : 2)}\"{dash} points=\"{string.Join(" ", pts.Select(p => $"{F(Xv(p.X))},{F(Yv(p.Y))}"))}\"/>\n");
             foreach (var p in pts)
             {
                 string tip = $"{series[i].Name}: {Tick(p.X)}, {F(p.Y * 100)}%";

@@ -118,7 +118,7 @@ public static class ReportCommand
     {
         var html = new StringBuilder();
         html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Toolchain zoo report</title>");
-        html.Append("<style>body{font-family:sans-serif;margin:2em;max-width:72em}pre{background:#f6f6f6;padding:1em}</style></head><body>\n");
+        html.Append("<style>body{font-family:sans-serif;margin:2em;max-width:72em}pre{background:#f6f6f6;padding:1em;overflow-x:auto}</style></head><body>\n");
         html.Append("<h1>Did it learn an algorithm, or only the training lengths?</h1>\n");
         html.Append($"<p>{all.Count} models graded on suite <code>{Plot.Esc(suite.Name)}</code> (sha256 {suite.Hash[..12]}) in {elapsed.TotalMinutes:0.0} minutes. ");
         html.Append("Levels are multiples of each model's training size (1x, 10x, ...); an exhaustive level such as k4 grades every input of ");
