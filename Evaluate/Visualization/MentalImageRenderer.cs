@@ -225,7 +225,7 @@ public static class MentalImageRenderer
         img.Frame(bx - 1, ly - 1, barWidth + 2, BitmapFont.GlyphHeight + 2, FrameColor);
         BitmapFont.Draw(img, bx + barWidth + 4, ly, high, Ink, right);
         string across = IsShiftGrouped(m.Info.Arch, channels) && l.ChannelGroups == 3
-            ? $"channels across in shift groups of {l.ChannelsPerGroup}: {string.Join(" | ", ShiftGroupNames)}"
+            ? $"channels across: {l.ChannelsPerGroup} move up | {l.ChannelsPerGroup} move down | {l.ChannelsPerGroup} stay"
             : l.ChannelGroups > 1 ? $"{l.ChannelGroups} tape columns x {l.ChannelsPerGroup} channels across" : $"{channels} channels across";
         string legend = $"state value (one scale for all steps)   positions down, {across}   t=0: embedded input";
         BitmapFont.Draw(img, bx + barWidth + 4 + BitmapFont.Width(high) + 3 * BitmapFont.Advance, ly, legend, Faint, right);
