@@ -127,12 +127,19 @@ public static class ReportWriter
             sb.Append($"<h3>{Plot.Esc(g.Key.Level)} / {Plot.Esc(g.Key.Family)}</h3>\n<table><tr><th>#</th><th>first wrong</th><th class=l>input / expected / got (around the first wrong position)</th></tr>\n");
             foreach (var f in g.Take(5))
                 sb.Append($"<tr><td>{f.Index}</td><td>{N(f.FirstWrong)}</td><td class=l><code>{Around(f, f.InputWindow, f.Input)}<br>{Around(f, f.ExpectedWindow, f.Expected)}<br>{Around(f, f.GotWindow, f.Got, mark: true)}</code>" +
-                    (f.Reproduce is null ? "" : $"<br><small>again: <code>{Plot.Esc(f.Reproduce)}</code></small>") + "</td></tr>\n");
+                    (Reproduce(r, f) is { } again ? $"<br><small>again: <code>{Plot.Esc(again)}</code></small>" : "") + "</td></tr>\n");
             sb.Append("</table>\n");
         }
         sb.Append("</body></html>\n");
         return sb.ToString();
     }
+
+    /// <summary>The `toolchain sample` command that prints a failed example again: the record's own, or for records of
+    /// runs made before failures carried one (the zoo's), the same command made from the results' task and suite.</summary>
+    private static string? Reproduce(Results r, FailureExample f) =>
+        f.Reproduce ?? (f.Family.StartsWith("case:", StringComparison.Ordinal) || r.Suite.LevelFilter is not null && !r.Suite.LevelFilter.Contains(f.Level)
+            ? null
+            : FailureExample.SampleCommand(r.Model.Task, r.Suite.Name, f.Level, f.Family, f.Index, f.Size));
 
     /// <summary>The symbols around the first wrong position: the stored window (records of older runs have
     /// only the whole sequence, cut here to 60 symbols either side).</summary>
