@@ -7,7 +7,8 @@ namespace Toolchain.Evaluate;
 /// </summary>
 public static class LevelStatus
 {
-    public const string Complete = "complete", Trimmed = "trimmed", Skipped = "skipped", Incomplete = "incomplete", Partial = "partial";
+    public const string Complete = "complete", Trimmed = "trimmed", Skipped = "skipped";
+    public const string Incomplete = "incomplete", Partial = "partial";
 
     /// <summary>The note without a leading status word.</summary>
     public static string? Reason(string? note)
@@ -17,8 +18,10 @@ public static class LevelStatus
             while (note.StartsWith(prefix, StringComparison.Ordinal)) note = note[prefix.Length..];
         // older memory notes ("needs about 17.19 GiB, 19.81 GiB available") did not say that the limit is a share
         var old = OldMemoryNote.Match(note);
-        if (old.Success && double.TryParse(old.Groups["available"].Value, System.Globalization.CultureInfo.InvariantCulture, out double gib))
-            note = $"{old.Groups["need"].Value}, over the limit of {MemoryGuard.Headroom:0%} of the {gib:0.##} GiB available ({MemoryGuard.Headroom * gib:0.##} GiB)";
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        if (old.Success && double.TryParse(old.Groups["available"].Value, invariant, out double gib))
+            note = $"{old.Groups["need"].Value}, over the limit of {MemoryGuard.Headroom:0%} of the {gib:0.##} GiB available " +
+                $"({MemoryGuard.Headroom * gib:0.##} GiB)";
         return note;
     }
 

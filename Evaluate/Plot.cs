@@ -14,7 +14,8 @@ namespace Toolchain.Evaluate;
 /// </summary>
 public static class Plot
 {
-    private static readonly string[] Colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+    private static readonly string[] Colors =
+        ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
     private static readonly string[] Markers = ["circle", "square", "triangle", "diamond"];
 
@@ -23,7 +24,8 @@ public static class Plot
     /// <summary>An x position with no graded point, and what to write there ("1000x: not graded").</summary>
     public sealed record Gap(double X, string Label);
 
-    /// <summary>Colour, marker and dash of series number <paramref name="index"/>; no two of the first 40 share all three.</summary>
+    /// <summary>Colour, marker and dash of series number <paramref name="index"/>; no two of the first 40 share
+    /// all three.</summary>
     public static (string Color, string Marker, bool Dashed) Style(int index, bool firstIsTotal = false)
     {
         if (firstIsTotal && index == 0) return ("#000000", "circle", false);
@@ -31,8 +33,8 @@ public static class Plot
         return (Colors[i % Colors.Length], Markers[i / Colors.Length % Markers.Length], i / Colors.Length % 2 == 1);
     }
 
-    public static string Svg(IReadOnlyList<Series> series, string title, string xLabel = "length (tokens, log scale)", string yLabel = "sequence accuracy",
-        IReadOnlyList<Gap>? gaps = null, bool firstIsTotal = false)
+    public static string Svg(IReadOnlyList<Series> series, string title, string xLabel = "length (tokens, log scale)",
+        string yLabel = "sequence accuracy", IReadOnlyList<Gap>? gaps = null, bool firstIsTotal = false)
     {
         gaps ??= [];
         const int plotWidth = 540, plotHeight = 334, left = 60, top = 36, bottom = 50, legendRow = 18;
@@ -78,7 +80,11 @@ public static class Plot
             string dash = dashed ? " stroke-dasharray=\"6 3\"" : "";
             var pts = series[i].Points.Where(p => p.X > 0).OrderBy(p => p.X).ToList();
             if (pts.Count > 1)
-                sb.Append($"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"{(firstIsTotal && i == 0 ? 5 : 2)}\"{dash} points=\"{string.Join(" ", pts.Select(p => $"{F(Xv(p.X))},{F(Yv(p.Y))}"))}\"/>\n");
+            {
+                int width = firstIsTotal && i == 0 ? 5 : 2;
+                string points = string.Join(" ", pts.Select(p => $"{F(Xv(p.X))},{F(Yv(p.Y))}"));
+                sb.Append($"<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"{width}\"{dash} points=\"{points}\"/>\n");
+            }
             foreach (var p in pts)
             {
                 string tip = $"{series[i].Name}: {Tick(p.X)}, {F(p.Y * 100)}%";

@@ -24,7 +24,8 @@ public sealed record CacheKey(string ModelSha256, string SuiteHash, int Grading)
 }
 
 /// <summary>A graded model found for a key: its results, failure examples, and where and when they were made.</summary>
-public sealed record CachedGrading(Results Results, IReadOnlyList<FailureExample> Failures, string Source, string GradedAt);
+public sealed record CachedGrading(Results Results, IReadOnlyList<FailureExample> Failures, string Source,
+    string GradedAt);
 
 /// <summary>The sidecar of a cache entry (cache.json): when the results were graded and from which model file.</summary>
 public sealed record CacheEntryInfo(string GradedAt, string Model);
@@ -74,7 +75,7 @@ public sealed class ResultsCache(string folder, IEnumerable<string>? seedFolders
             string from = Path.Combine(gradedFolder, file);
             if (File.Exists(from)) Suites.AtomicFile.Write(Path.Combine(entry, file), File.ReadAllText(from));
         }
-        var info = new CacheEntryInfo(gradedAt.ToUniversalTime().ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture), results.Model.File);
+        var info = new CacheEntryInfo(Utc(gradedAt), results.Model.File);
         Suites.AtomicFile.Write(Path.Combine(entry, EntryInfoFile), Json.Serialize(info));
     }
 
@@ -140,11 +141,15 @@ public sealed class ResultsCache(string folder, IEnumerable<string>? seedFolders
             {
                 string output = git.StandardOutput.ReadToEnd().Trim();
                 git.WaitForExit(5000);
-                if (git.ExitCode == 0 && DateTimeOffset.TryParse(output, CultureInfo.InvariantCulture, DateTimeStyles.None, out var when))
-                    return "zoo, published " + when.ToUniversalTime().ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
+                bool parsed = DateTimeOffset.TryParse(output, CultureInfo.InvariantCulture, DateTimeStyles.None, out var when);
+                if (git.ExitCode == 0 && parsed)
+                    return "zoo, " + Utc(when);
             }
         }
         catch (System.ComponentModel.Win32Exception) { } // no git on this machine
-        return "zoo, file dated " + File.GetLastWriteTimeUtc(file).ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
+        return "zoo, file dated " + Utc(File.GetLastWriteTimeUtc(file));
     }
+
+    private static string Utc(DateTimeOffset when) =>
+        when.ToUniversalTime().ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
 }

@@ -118,9 +118,9 @@ public static class ReportCommand
     {
         var html = new StringBuilder();
         html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Toolchain zoo report</title>");
-        html.Append("<style>body{font-family:sans-serif;margin:2em;max-width:72em}pre{background:#f6f6f6;padding:1em;overflow-x:auto}</style></head><body>\n");
+        html.Append("<style>body{font-family:sans-serif;margin:2em;max-width:90em}pre{background:#f6f6f6;padding:1em;overflow-x:auto}</style></head><body>\n");
         html.Append("<h1>Did it learn an algorithm, or only the training lengths?</h1>\n");
-        html.Append($"<p>{all.Count} models graded on suite <code>{Plot.Esc(suite.Name)}</code> (sha256 {suite.Hash[..12]}) in {elapsed.TotalMinutes:0.0} minutes. ");
+        html.Append($"<p>{all.Count} models graded on suite <code>{Plot.Esc(suite.Name)}</code> (sha256 {suite.Hash[..12]}) in {(elapsed.TotalMinutes >= 1 ? $"{elapsed.TotalMinutes:0.0} minutes" : $"{elapsed.TotalSeconds:0} s")}. ");
         html.Append("Levels are multiples of each model's training size (1x, 10x, ...); an exhaustive level such as k4 grades every input of ");
         html.Append("its size (k4: size 4). Trimmed levels (time budget) are marked *, and a level that was not graded says so. ");
         html.Append("Each model's own report has the per-family numbers, the reasons and the failing examples.</p>\n");

@@ -25,10 +25,6 @@ public static class VisualizeCommand
         };
         view.AcceptOnlyFromAmong("steps", "time");
         var scale = new Option<int>("--scale") { Description = "draw each pixel as N x N (1-4), so the token text can be read", DefaultValueFactory = _ => 2 };
-        scale.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() is < 1 or > 4) result.AddError("--scale must be 1, 2, 3 or 4");
-        });
         var cmd = new Command("visualize", "draw a model's state at every step of one example (positions down, channels across) as a PNG")
         {
             model, task, length, sample, family, seed, every, output, view, scale,
@@ -37,6 +33,7 @@ public static class VisualizeCommand
         {
             var w = r.InvocationConfiguration.Output;
             string outPath = r.GetValue(output)!;
+            if (r.GetValue(scale) is < 1 or > 4) throw new UserError($"--scale must be 1, 2, 3 or 4, got {r.GetValue(scale)}");
             var request = new VisualizeRequest
             {
                 ModelPath = r.GetValue(model)!,
