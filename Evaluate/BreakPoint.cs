@@ -26,7 +26,7 @@ public static class BreakPointSearch
         MemoryModel? memory = null)
     {
         var task = model.Task;
-        var families = task.Families.ToList();
+        var families = task.Families.Except(task.OptInFamilies).ToList();
         memory ??= new MemoryModel(MemoryGuard.StaticBytesPerToken(task.Vocab.Count, model.ActivationBytesPerToken));
         int maxLength = task.LengthForSize(task.MinSize);
         while (maxLength < AlgorithmicTask.MaxLength / 2 && memory.Fits(maxLength * 2, availableBytes))

@@ -87,6 +87,12 @@ public static class MemoryGuard
     /// transformer at length 20,000, batch 2, killed at 18.6 GB resident when probed estimates had a slack of 2).</summary>
     public static bool Fits(long bytesPerExample, long available) => bytesPerExample <= Headroom * (double)available;
 
+    /// <summary>Why something is too big to run: what it needs against the limit, <see cref="Headroom"/> of
+    /// the available memory (saying only "17 GiB needed, 19 GiB available" reads as a contradiction).</summary>
+    public static string TooBig(string what, long need, string how, long available) =>
+        $"{what} needs about {Gib(need)}{how}, over the limit of {Headroom:0%} of the {Gib(available)} available " +
+        $"({Gib((long)(Headroom * available))})";
+
     public static string Gib(long bytes) => $"{bytes / (1024.0 * 1024 * 1024):0.##} GiB";
 
     public static string Mib(long bytes) => $"{bytes / (1024.0 * 1024):0.#} MiB";
@@ -332,8 +338,8 @@ public static class BudgetPlanner
             long need = bytesPerExample(length);
             if (!MemoryGuard.Fits(need, availableBytes))
             {
-                string note = $"skipped: one example at length {length:N0} needs about {MemoryGuard.Gib(need)}{how}, {MemoryGuard.Gib(availableBytes)} available";
-                trims.Add($"level {level.Name}: {note}");
+                string note = MemoryGuard.TooBig($"one example at length {length:N0}", need, how, availableBytes);
+                trims.Add($"level {level.Name}: skipped: {note}");
                 plans.Add(new LevelPlan(level.Name, level.Size, length, level.Multiple, level.Exhaustive, planned, [], "skipped", note));
                 continue;
             }
@@ -352,18 +358,18 @@ public static class BudgetPlanner
             double one = estimateSeconds(length, planned.Count);
             if (level.Exhaustive || one > left)
             {
-                string note = $"skipped: needs about {Duration(level.Exhaustive ? full : one)}{(level.Exhaustive ? "" : " even at one sample per family")}, {Duration(Math.Max(0, left))} of the budget left";
-                trims.Add($"level {level.Name}: {note}");
+                string note = $"needs about {Duration(level.Exhaustive ? full : one)}{(level.Exhaustive ? "" : " even at one sample per family")}, {Duration(Math.Max(0, left))} of the budget left";
+                trims.Add($"level {level.Name}: skipped: {note}");
                 plans.Add(new LevelPlan(level.Name, level.Size, length, level.Multiple, level.Exhaustive, planned, [], "skipped", note));
                 continue;
             }
             double f = left / full;
             var run = planned.Select(c => new FamilyCount(c.Family, Math.Max(1, (int)Math.Floor(c.Count * f)))).ToList();
             left -= estimateSeconds(length, run.Sum(c => c.Count));
-            string trimNote = $"trimmed to {run.Sum(c => c.Count)} of {level.TotalSamples} samples (" +
+            string trimNote = $"{run.Sum(c => c.Count)} of {level.TotalSamples} samples (" +
                 string.Join(", ", run.Zip(planned).Where(z => z.First.Count != z.Second.Count).Select(z => $"{z.First.Family} {z.First.Count}/{z.Second.Count}")) +
                 $"): the whole level needs about {Duration(full)}";
-            trims.Add($"level {level.Name}: {trimNote}");
+            trims.Add($"level {level.Name}: trimmed to {trimNote}");
             plans.Add(new LevelPlan(level.Name, level.Size, length, level.Multiple, level.Exhaustive, planned, run, "trimmed", trimNote));
         }
         var casePlans = new List<CasePlan>();
@@ -372,14 +378,14 @@ public static class BudgetPlanner
             long need = bytesPerExample(length);
             string? note = null;
             if (!MemoryGuard.Fits(need, availableBytes))
-                note = $"skipped: length {length:N0} needs about {MemoryGuard.Gib(need)}{how}, {MemoryGuard.Gib(availableBytes)} available";
+                note = MemoryGuard.TooBig($"length {length:N0}", need, how, availableBytes);
             else if (estimateSeconds is not null && budgetSeconds is not null)
             {
                 double t = estimateSeconds(length, 1);
-                if (t > left) note = $"skipped: needs about {Duration(t)}, {Duration(Math.Max(0, left))} of the budget left";
+                if (t > left) note = $"needs about {Duration(t)}, {Duration(Math.Max(0, left))} of the budget left";
                 else left -= t;
             }
-            if (note is not null) trims.Add($"case {name}: {note}");
+            if (note is not null) trims.Add($"case {name}: skipped: {note}");
             casePlans.Add(new CasePlan(name, size, length, note is null ? "full" : "skipped", note));
         }
         return (plans, casePlans, trims);

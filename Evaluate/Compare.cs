@@ -41,27 +41,36 @@ public static class Comparer
         return r;
     }
 
+    /// <summary>The overlay plot against multiples of each model's training size.</summary>
+    public const string MultiplesPlot = "compare-multiples.svg";
+
     public static string Label(Results r) => $"{r.Model.Task}/{r.Model.Arch} ({r.Model.File})";
 
     /// <summary>Level names in order of first appearance across the results.</summary>
     public static List<string> LevelNames(IEnumerable<Results> results) =>
         results.SelectMany(r => r.Levels.Select(l => l.Name)).Distinct().ToList();
 
-    public static string Table(IReadOnlyList<Results> results, bool markdown)
+    /// <summary>The models x levels table; with <paramref name="graded"/> (one per result), a last column saying
+    /// when and how each row was graded ("cached (zoo, published ...)", "now (...)").</summary>
+    public static string Table(IReadOnlyList<Results> results, bool markdown, IReadOnlyList<string>? graded = null)
     {
         var levels = LevelNames(results);
         var header = new List<string> { "model" };
         header.AddRange(levels);
         header.Add("break point");
-        var rows = results.Select(r =>
+        if (graded is not null) header.Add("graded");
+        var rows = results.Select((r, index) =>
         {
             var row = new List<string> { Label(r) };
             foreach (var name in levels)
             {
                 var l = r.Levels.FirstOrDefault(x => x.Name == name);
-                row.Add(l?.Total is { Samples: > 0 } t ? ReportWriter.Pct(t.SequenceAccuracy) + (l.Status is "complete" ? "" : "*") : "-");
+                row.Add(l is null ? "-" : l.Total is { Samples: > 0 } t
+                    ? ReportWriter.Pct(t.SequenceAccuracy) + (l.Status is LevelStatus.Complete ? "" : "*")
+                    : "not graded");
             }
             row.Add(r.BreakPoint is { } bp ? bp.ExactUpTo.ToString("N0", CultureInfo.InvariantCulture) : "-");
+            if (graded is not null) row.Add(graded[index]);
             return row;
         }).ToList();
         var sb = new StringBuilder();
@@ -69,28 +78,48 @@ public static class Comparer
         {
             // model names and level names come from the results files: escaped
             sb.Append("| ").Append(string.Join(" | ", header.Select(MarkdownText.Esc))).Append(" |\n|");
-            sb.Append(string.Concat(header.Select((_, i) => i == 0 ? " --- |" : " ---: |"))).Append('\n');
+            sb.Append(string.Concat(header.Select((h, i) => i == 0 || h == "graded" ? " --- |" : " ---: |"))).Append('\n');
             foreach (var row in rows) sb.Append("| ").Append(string.Join(" | ", row.Select(MarkdownText.Esc))).Append(" |\n");
         }
         else
         {
             var widths = header.Select((h, i) => Math.Max(h.Length, rows.Max(r => r[i].Length))).ToList();
-            sb.Append(string.Join("  ", header.Select((h, i) => i == 0 ? h.PadRight(widths[i]) : h.PadLeft(widths[i])))).Append('\n');
-            foreach (var row in rows) sb.Append(string.Join("  ", row.Select((c, i) => i == 0 ? c.PadRight(widths[i]) : c.PadLeft(widths[i])))).Append('\n');
+            bool Left(int i) => i == 0 || header[i] == "graded";
+            sb.Append(string.Join("  ", header.Select((h, i) => Left(i) ? h.PadRight(widths[i]) : h.PadLeft(widths[i]))).TrimEnd()).Append('\n');
+            foreach (var row in rows) sb.Append(string.Join("  ", row.Select((c, i) => Left(i) ? c.PadRight(widths[i]) : c.PadLeft(widths[i]))).TrimEnd()).Append('\n');
         }
-        sb.Append("(sequence accuracy over all families; * = level trimmed, partial or incomplete)\n");
+        // a Markdown table ends at a blank line; without one the footnote renders as one more row
+        if (markdown) sb.Append('\n');
+        sb.Append(Footnote(results)).Append('\n');
         return sb.ToString();
     }
 
-    public static void Write(IReadOnlyList<Results> results, string outDir)
+    /// <summary>What the table's marks and exhaustive level names mean, a line each (a Markdown paragraph).</summary>
+    public static string Footnote(IReadOnlyList<Results> results)
+    {
+        var lines = new List<string>
+        {
+            "Sequence accuracy over all families; * = level trimmed, partial or incomplete;",
+            "not graded = skipped for time or memory (the model's report says why)",
+        };
+        lines.AddRange(results.SelectMany(r => r.Levels.Where(l => l.Exhaustive).Select(l => (l.Name, l.Size))).Distinct()
+            .Select(l => $"{l.Name} = every input of size {l.Size} (the exhaustive level)"));
+        return string.Join("\n", lines);
+    }
+
+    public static void Write(IReadOnlyList<Results> results, string outDir, IReadOnlyList<string>? graded = null)
     {
         Directory.CreateDirectory(outDir);
-        var series = results.Select(r => new Plot.Series(Label(r), ReportWriter.AccuracySeries(r, "")[0].Points)).ToList();
-        string svg = Plot.Svg(series, "sequence accuracy vs length");
+        List<Plot.Series> Series(bool multiples) =>
+            results.Select(r => new Plot.Series(Label(r), ReportWriter.AccuracySeries(r, "", multiples)[0].Points)).ToList();
+        string svg = Plot.Svg(Series(multiples: false), "sequence accuracy vs length");
+        string svgMultiples = Plot.Svg(Series(multiples: true), "sequence accuracy vs multiple of the training size", ReportWriter.MultiplesAxis);
         AtomicFile.Write(Path.Combine(outDir, "compare.svg"), svg);
-        AtomicFile.Write(Path.Combine(outDir, "compare.md"), Table(results, markdown: true));
+        AtomicFile.Write(Path.Combine(outDir, MultiplesPlot), svgMultiples);
+        AtomicFile.Write(Path.Combine(outDir, "compare.md"), Table(results, markdown: true, graded));
         var html = new StringBuilder("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>toolchain compare</title><style>body{font-family:sans-serif;margin:2em}</style></head><body>\n<h1>Comparison</h1>\n");
-        html.Append(svg).Append("<pre>").Append(Plot.Esc(Table(results, markdown: false))).Append("</pre>\n</body></html>\n");
+        html.Append("<p>A point per graded level; a model's missing point is a level it did not grade (see its report for why).</p>\n");
+        html.Append(svg).Append(svgMultiples).Append("<pre>").Append(Plot.Esc(Table(results, markdown: false, graded))).Append("</pre>\n</body></html>\n");
         AtomicFile.Write(Path.Combine(outDir, "compare.html"), html.ToString());
     }
 }

@@ -197,7 +197,8 @@ public static class Evaluator
             bool pastOutOfMemory = outOfMemory is { } ran && maxLen >= ran.Length; // recorded as not graded below
             if (!pastOutOfMemory && !memoryModel.Fits(maxLen, nowAvailable))
             {
-                string note = $"{what}: not run, one example at length {maxLen:N0} needs about {MemoryGuard.Gib(need)}{(memoryModel.Basis is { } how ? $" ({how})" : "")} and only {MemoryGuard.Gib(nowAvailable)} is available now";
+                string how = memoryModel.Basis is { } basis ? $" ({basis})" : "";
+                string note = $"{what}: not run, {MemoryGuard.TooBig($"one example at length {maxLen:N0}", need, how, nowAvailable)} now";
                 notes.Add(note);
                 log("memory: " + note);
                 continue;
@@ -211,8 +212,8 @@ public static class Evaluator
                 UnitRecord rec;
                 if (outOfMemory is { } oom && unit.Length >= oom.Length)
                     rec = NotGraded(unit, unit.Length == oom.Length
-                        ? $"skipped: {oom.Reason}"
-                        : $"skipped: longer than length {oom.Length:N0}, which ran out of memory (batch {oom.Batch})");
+                        ? oom.Reason
+                        : $"longer than length {oom.Length:N0}, which ran out of memory (batch {oom.Batch})");
                 else
                 {
                     try
@@ -223,11 +224,15 @@ public static class Evaluator
                     {
                         outOfMemory = x;
                         log($"memory: {what}: {x.Message}; this level and every longer one are not graded");
-                        rec = NotGraded(unit, $"skipped: {x.Reason}");
+                        rec = NotGraded(unit, x.Reason);
                     }
                 }
                 UnitLog.Append(unitsPath, rec);
                 done[rec.Key] = rec;
+                // pinned cases differ in size and length: each gets its own line, never a mix of two cases' numbers
+                if (unit.IsCase && rec.Skipped is null)
+                    log($"[{levelNo}/{groups.Count}] case {unit.Family["case:".Length..]}: size {unit.Size:N0}, length {unit.Length:N0}: " +
+                        $"{(rec.Exact == 1 ? "exact" : "wrong")}, {rec.Seconds:0.###} s, {unit.Length / Math.Max(rec.Seconds, 1e-9):N0} tok/s");
                 examples += rec.Samples;
                 exact += rec.Exact;
                 tokens += (long)rec.Samples * rec.Length;
@@ -242,6 +247,7 @@ public static class Evaluator
                 continue;
             }
             var remaining = groups.Skip(levelNo).SelectMany(g => g).Where(u => !done.ContainsKey(u.Key)).ToList();
+            if (first.IsCase) continue; // logged case by case above
             log($"[{levelNo}/{groups.Count}] {what,-12} size {first.Size:N0}, length {maxLen:N0}: {examples} examples, {exact} exact, " +
                 $"{examples / Math.Max(secs, 1e-9):N0} ex/s, {tokens / Math.Max(secs, 1e-9):N0} tok/s; ETA {BudgetPlanner.Duration(rate.Estimate(remaining))}");
         }
@@ -313,7 +319,7 @@ public static class Evaluator
             if (firstWrong.Count < o.FirstWrongCap) firstWrong.Add([index, c.FirstWrongPosition]);
             if (failures.Count < o.FailureCap)
                 failures.Add(FailureExample.Create(task, unit.Level, unit.Family, index, e.Size, c.FirstWrongPosition, c.WrongSymbols,
-                    e.Input, e.Target, preds[i]));
+                    e.Input, e.Target, preds[i], o.Suite.Name));
         }
         return new UnitRecord
         {

@@ -9,9 +9,12 @@ namespace Toolchain.Evaluate;
 /// its first and last <see cref="HeadTokens"/> with "…(N more)…" between (<see cref="Truncated"/> is then true).
 /// The windows are never cut: tokens [<see cref="WindowOffset"/>, first wrong + <see cref="WindowTokens"/>] of each
 /// sequence, where <see cref="WindowOffset"/> = max(0, first wrong - <see cref="WindowTokens"/>).
+/// <see cref="Reproduce"/> is the `toolchain sample` command that prints the example again (null for pinned cases,
+/// which the suite file spells out, and for records of older runs).
 /// </summary>
 public sealed record FailureExample(string Level, string Family, int Index, int Size, int Length, int FirstWrong, int WrongSymbols,
-    string Input, string Expected, string Got, bool Truncated, int WindowOffset, string? InputWindow, string? ExpectedWindow, string? GotWindow)
+    string Input, string Expected, string Got, bool Truncated, int WindowOffset, string? InputWindow, string? ExpectedWindow, string? GotWindow,
+    string? Reproduce = null)
 {
     /// <summary>Tokens kept at each end of a capped sequence.</summary>
     public const int HeadTokens = 100;
@@ -20,7 +23,7 @@ public sealed record FailureExample(string Level, string Family, int Index, int 
     public const int WindowTokens = 40;
 
     public static FailureExample Create(Toolchain.Suites.AlgorithmicTask task, string level, string family, int index, int size,
-        int firstWrong, int wrongSymbols, int[] input, int[] expected, int[] got)
+        int firstWrong, int wrongSymbols, int[] input, int[] expected, int[] got, string? suite = null)
     {
         int length = Math.Max(input.Length, Math.Max(expected.Length, got.Length));
         int pos = Math.Max(0, firstWrong);
@@ -28,8 +31,13 @@ public sealed record FailureExample(string Level, string Family, int Index, int 
         string Window(int[] tokens) => offset >= tokens.Length ? "" : task.Render(tokens.AsSpan(offset, Math.Min(tokens.Length, pos + WindowTokens + 1) - offset));
         return new FailureExample(level, family, index, size, length, firstWrong, wrongSymbols,
             Cap(task, input), Cap(task, expected), Cap(task, got), length > 2 * HeadTokens,
-            offset, Window(input), Window(expected), Window(got));
+            offset, Window(input), Window(expected), Window(got),
+            suite is null || family.StartsWith("case:", StringComparison.Ordinal) ? null : SampleCommand(task.Name, suite, level, family, index, size));
     }
+
+    /// <summary>The `toolchain sample` command that prints this example again, exactly as eval graded it.</summary>
+    public static string SampleCommand(string task, string suite, string level, string family, int index, int size) =>
+        $"toolchain sample {task} -k {size} --suite {suite} --level {level} --family {family} --index {index} -n 1";
 
     /// <summary>The symbols of a sequence; longer than 2 x <see cref="HeadTokens"/>, its first and last
     /// <see cref="HeadTokens"/> around "…(N more)…".</summary>
@@ -63,7 +71,8 @@ public sealed record UnitRecord
     public required List<int[]> FirstWrong { get; init; }
     public required List<FailureExample> Failures { get; init; }
     public required double Seconds { get; init; }
-    /// <summary>Why the unit was not graded (e.g. "skipped: out of memory at length 40,001 (batch 1)"); null when it ran.</summary>
+    /// <summary>Why the unit was not graded (e.g. "out of memory at length 40,001 (batch 1)"; records of older runs
+    /// start with "skipped: "); null when it ran.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Skipped { get; init; }
 }
@@ -141,6 +150,9 @@ public sealed record TimingEntry(string Level, int Length, double Seconds, int E
 public sealed record Results
 {
     public int Schema { get; init; } = 1;
+    /// <summary>The version of the grading code that made these results (<see cref="ResultsCache.GradingVersion"/>);
+    /// null in results written before the field existed, which version 1 made.</summary>
+    public int? Grading { get; init; }
     public required ToolInfo Tool { get; init; }
     public required ModelSection Model { get; init; }
     public required SuiteSection Suite { get; init; }

@@ -34,23 +34,32 @@ public static class ReportBuilder
             var all = records.Where(r => !IsCase(r) && r.Level == lp.Name).ToList();
             var total = Aggregate("all", lp.Planned.Sum(c => c.Count), all) with { FirstWrongPositions = [], FirstWrongTruncated = false };
             var mine = owned.Where(u => !u.IsCase && u.Level == lp.Name).ToList();
-            bool anySkipped = plans.Any(p => p.Levels.FirstOrDefault(l => l.Name == lp.Name)?.Status == "skipped");
-            bool anyTrimmed = plans.Any(p => p.Levels.FirstOrDefault(l => l.Name == lp.Name)?.Status == "trimmed");
+            bool anySkipped = plans.Any(p => p.Levels.FirstOrDefault(l => l.Name == lp.Name)?.Status == LevelStatus.Skipped);
+            bool anyTrimmed = plans.Any(p => p.Levels.FirstOrDefault(l => l.Name == lp.Name)?.Status == LevelStatus.Trimmed);
             int ran = all.Sum(r => r.Samples), toRun = mine.Sum(u => u.To - u.From);
             string status;
-            string? note = plans.Select(p => p.Levels.FirstOrDefault(l => l.Name == lp.Name)?.Note).FirstOrDefault(n => n is not null);
+            string? note = LevelStatus.Reason(plans.Select(p => p.Levels.FirstOrDefault(l => l.Name == lp.Name)?.Note).FirstOrDefault(n => n is not null));
             // units that ran out of memory (or follow a length that did) are recorded with why
-            string? skippedWhy = all.Where(r => r.Skipped is not null).Select(r => r.Skipped!).Distinct().Order(StringComparer.Ordinal).FirstOrDefault();
-            if (anySkipped && ran == 0) status = "skipped";
+            string? skippedWhy = all.Where(r => r.Skipped is not null).Select(r => LevelStatus.Reason(r.Skipped)!)
+                .Distinct().Order(StringComparer.Ordinal).FirstOrDefault();
+            if (anySkipped && ran == 0) status = LevelStatus.Skipped;
             else if (skippedWhy is not null)
             {
-                status = ran == 0 ? "skipped" : "incomplete";
+                status = ran == 0 ? LevelStatus.Skipped : LevelStatus.Incomplete;
                 note = ran == 0 ? skippedWhy : $"{skippedWhy}; {ran} of {toRun} planned samples run";
-                notGraded.Add($"level {lp.Name}: {skippedWhy}");
+                notGraded.Add($"level {lp.Name}: skipped: {skippedWhy}");
             }
-            else if (mine.Any(u => !present.Contains(u.Key))) { status = "incomplete"; note = $"{ran} of {toRun} planned samples run (budget spent, memory, or the run was stopped)"; }
-            else if (!allShards) { status = "partial"; note = $"only shard{(shards.Count == 1 ? "" : "s")} {string.Join(", ", shards)}: merge all {shardCount} shards for the whole level"; }
-            else status = anyTrimmed || anySkipped ? "trimmed" : "complete";
+            else if (mine.Any(u => !present.Contains(u.Key)))
+            {
+                status = LevelStatus.Incomplete;
+                note = $"{ran} of {toRun} planned samples run (budget spent, memory, or the run was stopped)";
+            }
+            else if (!allShards)
+            {
+                status = LevelStatus.Partial;
+                note = $"only shard{(shards.Count == 1 ? "" : "s")} {string.Join(", ", shards)}: merge all {shardCount} shards for the whole level";
+            }
+            else status = anyTrimmed || anySkipped ? LevelStatus.Trimmed : LevelStatus.Complete;
             levels.Add(new LevelResult
             {
                 Name = lp.Name, Size = lp.Size, Length = lp.Length, Multiple = lp.Multiple, Exhaustive = lp.Exhaustive,
@@ -65,7 +74,7 @@ public static class ReportBuilder
             if (r?.Skipped is not null)
             {
                 cases.Add(new CaseResult(cp.Name, cp.Size, cp.Length, false, -1, 0, "skipped"));
-                notGraded.Add($"case {cp.Name}: {r.Skipped}");
+                notGraded.Add($"case {cp.Name}: skipped: {LevelStatus.Reason(r.Skipped)}");
             }
             else if (r is null)
                 cases.Add(new CaseResult(cp.Name, cp.Size, cp.Length, false, -1, 0, cp.Status == "skipped" ? "skipped" : allShards ? "not run" : "partial"));
@@ -75,7 +84,8 @@ public static class ReportBuilder
         }
 
         var timing = new List<TimingEntry>();
-        foreach (var g in records.Where(r => r.Skipped is null).GroupBy(r => r.Level))
+        // a level's units share one length; pinned cases do not, so each case is timed on its own
+        foreach (var g in records.Where(r => r.Skipped is null).GroupBy(r => IsCase(r) ? "case " + r.Family["case:".Length..] : r.Level))
         {
             double secs = g.Sum(r => r.Seconds);
             int n = g.Sum(r => r.Samples);
@@ -83,11 +93,13 @@ public static class ReportBuilder
             timing.Add(new TimingEntry(g.Key, g.Max(r => r.Length), Math.Round(secs, 6), n,
                 Math.Round(n / Math.Max(secs, 1e-9), 3), Math.Round(tokenSteps / Math.Max(secs, 1e-9), 1)));
         }
-        timing = timing.OrderBy(t => layout.Levels.FindIndex(l => l.Name == t.Level) is int i && i >= 0 ? i : int.MaxValue).ToList();
+        timing = timing.OrderBy(t => layout.Levels.FindIndex(l => l.Name == t.Level) is int i && i >= 0 ? i : int.MaxValue)
+            .ThenBy(t => layout.Cases.FindIndex(c => "case " + c.Name == t.Level)).ToList();
 
         var trims = plans.SelectMany(p => p.Trims.Select(t => plans.Count > 1 ? $"shard {p.Shard}: {t}" : t)).Concat(notGraded).Concat(notes).ToList();
         return new Results
         {
+            Grading = ResultsCache.GradingVersion,
             Tool = Evaluator.Tool(),
             Model = model,
             Suite = suite,

@@ -40,7 +40,12 @@ public static class ReportWriter
         foreach (var l in r.Levels)
         {
             foreach (var f in l.Families.Append(l.Total!))
-                sb.Append($"| {M(l.Name)} ({Mult(l)}) | {N(l.Size)} | {N(l.Length)} | {(f.Family == "all" ? "**all**" : M(f.Family))} | {f.Samples}/{f.Planned} | {Pct(f.SequenceAccuracy)} | {Pct(f.WilsonLower95)} | {Pct(f.SymbolAccuracy)} | {(f.Family == "all" ? M(l.Status) : "")} |\n");
+            {
+                string family = f.Family == "all" ? "**all**" : M(f.Family);
+                var (samples, sequence, wilson, symbol) = Cells(f);
+                string status = f.Family == "all" ? M(LevelStatus.Describe(l)) : f.Samples == 0 ? "not graded" : "";
+                sb.Append($"| {M(l.Name)} ({Mult(l)}) | {N(l.Size)} | {N(l.Length)} | {family} | {samples} | {sequence} | {wilson} | {symbol} | {status} |\n");
+            }
         }
         if (r.Cases.Count > 0)
         {
@@ -48,7 +53,9 @@ public static class ReportWriter
             foreach (var c in r.Cases)
                 sb.Append($"| {M(c.Name)} | {N(c.Size)} | {N(c.Length)} | {(c.Status == "run" ? (c.Exact ? "yes" : "**no**") : M(c.Status))} | {(c.FirstWrong >= 0 ? N(c.FirstWrong) : "")} | {(c.Status == "run" ? Pct(c.SymbolAccuracy) : "")} |\n");
         }
-        var notes = r.Levels.Where(l => l.Note is not null).Select(l => $"level {l.Name}: {l.Note}").Concat(r.Budget.Trims).Distinct().ToList();
+        var notes = r.Levels.Where(l => l.Note is not null).Select(l => $"level {l.Name}: {LevelStatus.Describe(l)}")
+            .Concat(r.Budget.Trims.Where(t => !r.Levels.Any(l => l.Note is not null && t.StartsWith($"level {l.Name}: ", StringComparison.Ordinal))))
+            .Distinct().ToList();
         if (notes.Count > 0)
         {
             sb.Append("\n**Trimmed or skipped:**\n\n");
@@ -63,32 +70,58 @@ public static class ReportWriter
         return sb.ToString();
     }
 
-    public static List<Plot.Series> AccuracySeries(Results r, string? prefix = null)
+    /// <summary>The samples and accuracy cells of a table row: "not graded" rather than 0% where no sample ran,
+    /// and "11 of 96" where fewer ran than planned.</summary>
+    public static (string Samples, string Sequence, string Wilson, string Symbol) Cells(FamilyResult f)
+    {
+        if (f.Samples == 0) return ($"0 of {f.Planned}", "not graded", "-", "-");
+        string samples = f.Samples == f.Planned ? f.Samples.ToString(CultureInfo.InvariantCulture) : $"{f.Samples} of {f.Planned}";
+        return (samples, Pct(f.SequenceAccuracy), Pct(f.WilsonLower95), Pct(f.SymbolAccuracy));
+    }
+
+    /// <summary>Levels with no graded sample, as plot gaps at their length (or multiple): "1000x: not graded".</summary>
+    public static List<Plot.Gap> NotGradedGaps(Results r, bool multiples = false) =>
+        r.Levels.Where(LevelStatus.NotGraded).Select(l => new Plot.Gap(X(r, l, multiples), $"{l.Name}: not graded")).ToList();
+
+    /// <summary>A level's x in plots: its length in tokens, or its size as a multiple of the training size.</summary>
+    public static double X(Results r, LevelResult l, bool multiples) => multiples ? (double)l.Size / Math.Max(1, r.Model.TrainLength) : l.Length;
+
+    /// <summary>Sequence accuracy per graded level: "all", then (without a <paramref name="prefix"/>) each family.</summary>
+    public static List<Plot.Series> AccuracySeries(Results r, string? prefix = null, bool multiples = false)
     {
         var levels = r.Levels.Where(l => l.Total is { Samples: > 0 }).OrderBy(l => l.Length).ToList();
         var families = levels.SelectMany(l => l.Families).Where(f => f.Samples > 0).Select(f => f.Family).Distinct().ToList();
-        var series = new List<Plot.Series> { new((prefix ?? "") + "all", levels.Select(l => ((double)l.Length, l.Total!.SequenceAccuracy)).ToList()) };
+        var series = new List<Plot.Series> { new((prefix ?? "") + "all", levels.Select(l => (X(r, l, multiples), l.Total!.SequenceAccuracy)).ToList()) };
         if (prefix is null)
             foreach (var fam in families)
-                series.Add(new(fam, levels.SelectMany(l => l.Families.Where(f => f.Family == fam && f.Samples > 0).Select(f => ((double)l.Length, f.SequenceAccuracy))).ToList()));
+                series.Add(new(fam, levels.SelectMany(l => l.Families.Where(f => f.Family == fam && f.Samples > 0).Select(f => (X(r, l, multiples), f.SequenceAccuracy))).ToList()));
         return series;
     }
+
+    public const string MultiplesAxis = "multiple of the training size (log scale)";
 
     public static string Html(Results r, IReadOnlyList<FailureExample> failures)
     {
         var sb = new StringBuilder();
         string title = $"{r.Model.Task}/{r.Model.Arch}: {r.Model.File}";
         sb.Append($"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{Plot.Esc(title)}</title>\n");
-        sb.Append("<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td.l,th.l{text-align:left}code{word-break:break-all}mark{background:#f99}.bad{color:#b00}</style></head><body>\n");
+        sb.Append("<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td.l,th.l{text-align:left}code{word-break:break-all}mark{background:#f99}.bad{color:#b00}.ng{color:#777;font-style:italic}</style></head><body>\n");
         sb.Append($"<h1>{Plot.Esc(title)}</h1>\n<p>model sha256 <code>{r.Model.Sha256}</code>, trained at size {r.Model.TrainLength}; suite <b>{Plot.Esc(r.Suite.Name)}</b> (seed {r.Suite.Seed}); ");
         sb.Append($"{Plot.Esc(r.Run.Provider)} on {Plot.Esc(r.Run.Device)}, threads {(r.Run.Threads == 0 ? "default" : r.Run.Threads.ToString(CultureInfo.InvariantCulture))}, graph optimization {r.Run.GraphOptimization}; {Plot.Esc(r.Tool.Name)} {Plot.Esc(r.Tool.Version)}</p>\n");
         if (r.BreakPoint is not null) sb.Append($"<p><b>Break point:</b> {Plot.Esc(r.BreakPoint.Verdict)}</p>\n");
-        sb.Append(Plot.Svg(AccuracySeries(r), $"sequence accuracy vs length: {r.Model.Task}/{r.Model.Arch}"));
+        sb.Append(Plot.Svg(AccuracySeries(r), $"sequence accuracy vs length: {r.Model.Task}/{r.Model.Arch}", gaps: NotGradedGaps(r), firstIsTotal: true));
+        sb.Append(Plot.Svg(AccuracySeries(r, multiples: true), $"the same against the training size ({r.Model.TrainLength})", MultiplesAxis,
+            gaps: NotGradedGaps(r, multiples: true), firstIsTotal: true));
         sb.Append("<table><tr><th class=l>level</th><th>size</th><th>length</th><th class=l>family</th><th>samples</th><th>sequence acc.</th><th>Wilson 95% lower</th><th>symbol acc.</th><th class=l>status</th></tr>\n");
         foreach (var l in r.Levels)
             foreach (var f in l.Families.Append(l.Total!))
-                sb.Append($"<tr><td class=l>{Plot.Esc(l.Name)} ({Mult(l)})</td><td>{N(l.Size)}</td><td>{N(l.Length)}</td><td class=l>{Plot.Esc(f.Family)}</td><td>{f.Samples}/{f.Planned}</td>" +
-                    $"<td{(f.Exact < f.Samples ? " class=bad" : "")}>{Pct(f.SequenceAccuracy)}</td><td>{Pct(f.WilsonLower95)}</td><td>{Pct(f.SymbolAccuracy)}</td><td class=l>{(f.Family == "all" ? Plot.Esc(l.Status + (l.Note is null ? "" : ": " + l.Note)) : "")}</td></tr>\n");
+            {
+                var (samples, sequence, wilson, symbol) = Cells(f);
+                string status = f.Family == "all" ? LevelStatus.Describe(l) : f.Samples == 0 ? "not graded" : "";
+                string mark = f.Samples == 0 ? " class=ng" : f.Exact < f.Samples ? " class=bad" : "";
+                sb.Append($"<tr><td class=l>{Plot.Esc(l.Name)} ({Mult(l)})</td><td>{N(l.Size)}</td><td>{N(l.Length)}</td><td class=l>{Plot.Esc(f.Family)}</td><td>{samples}</td>" +
+                    $"<td{mark}>{sequence}</td><td>{wilson}</td><td>{symbol}</td><td class=l>{Plot.Esc(status)}</td></tr>\n");
+            }
         sb.Append("</table>\n");
         if (r.Budget.Trims.Count > 0)
             sb.Append("<h2>Trimmed or skipped</h2><ul>" + string.Concat(r.Budget.Trims.Select(t => $"<li>{Plot.Esc(t)}</li>")) + "</ul>\n");
@@ -98,12 +131,20 @@ public static class ReportWriter
         {
             sb.Append($"<h3>{Plot.Esc(g.Key.Level)} / {Plot.Esc(g.Key.Family)}</h3>\n<table><tr><th>#</th><th>first wrong</th><th class=l>input / expected / got (around the first wrong position)</th></tr>\n");
             foreach (var f in g.Take(5))
-                sb.Append($"<tr><td>{f.Index}</td><td>{N(f.FirstWrong)}</td><td class=l><code>{Around(f, f.InputWindow, f.Input)}<br>{Around(f, f.ExpectedWindow, f.Expected)}<br>{Around(f, f.GotWindow, f.Got, mark: true)}</code></td></tr>\n");
+                sb.Append($"<tr><td>{f.Index}</td><td>{N(f.FirstWrong)}</td><td class=l><code>{Around(f, f.InputWindow, f.Input)}<br>{Around(f, f.ExpectedWindow, f.Expected)}<br>{Around(f, f.GotWindow, f.Got, mark: true)}</code>" +
+                    (Reproduce(r, f) is { } again ? $"<br><small>again: <code>{Plot.Esc(again)}</code></small>" : "") + "</td></tr>\n");
             sb.Append("</table>\n");
         }
         sb.Append("</body></html>\n");
         return sb.ToString();
     }
+
+    /// <summary>The `toolchain sample` command that prints a failed example again: the record's own, or for records of
+    /// runs made before failures carried one (the zoo's), the same command made from the results' task and suite.</summary>
+    private static string? Reproduce(Results r, FailureExample f) =>
+        f.Reproduce ?? (f.Family.StartsWith("case:", StringComparison.Ordinal) || r.Suite.LevelFilter is not null && !r.Suite.LevelFilter.Contains(f.Level)
+            ? null
+            : FailureExample.SampleCommand(r.Model.Task, r.Suite.Name, f.Level, f.Family, f.Index, f.Size));
 
     /// <summary>The symbols around the first wrong position: the stored window (records of older runs have
     /// only the whole sequence, cut here to 60 symbols either side).</summary>

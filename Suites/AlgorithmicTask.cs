@@ -24,6 +24,11 @@ public abstract class AlgorithmicTask
     /// <summary>Case families this task can generate: "random" first, then the hard families.</summary>
     public abstract IReadOnlyList<string> Families { get; }
 
+    /// <summary>Families graded only where a suite names them: not covered by a level's `hard` or `*` count, nor
+    /// probed by the break-point search. New families start here, so that adding one does not silently change
+    /// what the built-in suites measure (and the cached gradings of every published model).</summary>
+    public virtual IReadOnlyList<string> OptInFamilies => [];
+
     /// <summary>Sequence length (input = target length) of an instance of size k.</summary>
     public abstract int LengthForSize(int size);
 

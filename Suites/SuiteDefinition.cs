@@ -35,7 +35,7 @@ public sealed record SuiteDefinition(
             var counts = new List<(string Family, int Count)>();
             foreach (var family in task.Families)
             {
-                int count = level.CountFor(family);
+                int count = task.OptInFamilies.Contains(family) ? level.NamedCountFor(family) : level.CountFor(family);
                 if (count > 0) counts.Add((family, count));
             }
             if (level.Exhaustive)
@@ -103,6 +103,9 @@ public sealed record SuiteLevel(string Name, double? Multiple, int? Size, IReadO
 {
     /// <summary>The largest multiple a suite file may give: beyond it no size fits in memory, or in an int.</summary>
     public const double MaxMultiple = 1_000_000;
+
+    /// <summary>The count of a family this level names explicitly (0 if it does not): for opt-in families.</summary>
+    public int NamedCountFor(string family) => Samples.TryGetValue(family, out int n) ? n : 0;
 
     public int CountFor(string family)
     {

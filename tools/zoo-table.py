@@ -14,7 +14,7 @@ def wall(seconds):
 
 def cell(level):
     if not level or level.get("status") not in ("complete", "trimmed"):
-        return "-"
+        return "not graded"
     return f"{level['sequence_accuracy'] * 100:.1f}%" + ("*" if level["status"] == "trimmed" else "")
 
 

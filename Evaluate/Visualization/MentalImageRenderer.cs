@@ -154,9 +154,19 @@ public static class MentalImageRenderer
         return info.Arch == "ngpu" ? maps * (ConfigInt(info, "width") ?? 1) : maps;
     }
 
-    /// <summary>The Neural GPU's state image is (column, channel): one group per column of its w-wide mental tape.</summary>
+    /// <summary>The Neural GPU's state image is (column, channel): one group per column of its w-wide mental tape.
+    /// The improved Neural GPU's maps come in its diagonal gate's three shift groups, in order: the first third
+    /// takes position i+1's value at each step (moves up the picture), the second position i-1's (moves down),
+    /// the rest stay (ImprovedNeuralGpu.ShiftGroups, whose sizes are equal when the maps divide by 3).</summary>
     private static int ChannelGroups(ModelInfo info, int channels) =>
-        info.Arch == "ngpu" && ConfigInt(info, "width") is > 1 and var w && channels % w == 0 ? (int)w : 1;
+        info.Arch == "ngpu" && ConfigInt(info, "width") is > 1 and var w && channels % w == 0 ? (int)w
+        : IsShiftGrouped(info.Arch, channels) ? 3 : 1;
+
+    /// <summary>Whether the channels are dngpu's three equal shift groups (up, down, none).</summary>
+    public static bool IsShiftGrouped(string arch, int channels) => arch == "dngpu" && channels % 3 == 0 && channels >= 3;
+
+    /// <summary>Names of dngpu's shift groups, in channel order.</summary>
+    public static readonly string[] ShiftGroupNames = ["moves up (takes i+1)", "moves down (takes i-1)", "stays"];
 
     private static long? ConfigInt(ModelInfo info, string key)
     {
@@ -214,9 +224,10 @@ public static class MentalImageRenderer
             img.Fill(bx + i, ly, 1, BitmapFont.GlyphHeight, Diverging(2.0 * i / (barWidth - 1) - 1));
         img.Frame(bx - 1, ly - 1, barWidth + 2, BitmapFont.GlyphHeight + 2, FrameColor);
         BitmapFont.Draw(img, bx + barWidth + 4, ly, high, Ink, right);
-        string legend = "state value (one scale for all steps)   positions down, " +
-            (l.ChannelGroups > 1 ? $"{l.ChannelGroups} tape columns x {l.ChannelsPerGroup} channels across" : $"{channels} channels across") +
-            "   t=0: embedded input";
+        string across = IsShiftGrouped(m.Info.Arch, channels) && l.ChannelGroups == 3
+            ? $"channels across: {l.ChannelsPerGroup} move up | {l.ChannelsPerGroup} move down | {l.ChannelsPerGroup} stay"
+            : l.ChannelGroups > 1 ? $"{l.ChannelGroups} tape columns x {l.ChannelsPerGroup} channels across" : $"{channels} channels across";
+        string legend = $"state value (one scale for all steps)   positions down, {across}   t=0: embedded input";
         BitmapFont.Draw(img, bx + barWidth + 4 + BitmapFont.Width(high) + 3 * BitmapFont.Advance, ly, legend, Faint, right);
 
         // token columns at the start of every grid row
@@ -304,12 +315,89 @@ public static class MentalImageRenderer
         return new Rgb(g, g, g);
     }
 
-    /// <summary>Runs, lays out, draws and writes the PNG; returns the run and the layout used.</summary>
-    public static (MentalImage Image, MentalImageLayout Layout) Write(VisualizeRequest req, string outPath, RunnerOptions? options = null)
+    /// <summary>Runs, lays out, draws and writes the PNG (each pixel <paramref name="scale"/> x <paramref name="scale"/>);
+    /// returns the run and the layout used.</summary>
+    public static (MentalImage Image, MentalImageLayout Layout) Write(VisualizeRequest req, string outPath, RunnerOptions? options = null, int scale = 1)
     {
         var m = Run(req, options);
         var layout = LayoutFor(m, req.StepsEvery);
-        PngWriter.Save(Render(m, layout), outPath);
+        PngWriter.Save(Render(m, layout).Scaled(scale), outPath);
         return (m, layout);
+    }
+
+    /// <summary>
+    /// The time view: one panel per channel group (dngpu's shift groups, the Neural GPU's tape columns, or all
+    /// channels), each with the positions down and the steps across, a cell the mean of the group's channels at
+    /// that position and step. A value a group carries along shows as a diagonal: up-moving maps draw it rising
+    /// one position per step, down-moving maps falling. The input, target and predicted tokens stand at the left.
+    /// </summary>
+    public static RgbImage RenderTime(MentalImage m)
+    {
+        const int margin = MentalImageLayout.Margin, gap = 12, rowHeight = 8;
+        int n = m.Example.Length, steps = m.Steps, channels = m.Channels;
+        int groups = m.ChannelGroups, perGroup = channels / groups;
+        int cellWidth = Math.Clamp(480 / Math.Max(1, steps), 1, 8);
+        int panelWidth = 2 + steps * cellWidth;
+        var task = m.Info.Task;
+        string[] names = IsShiftGrouped(m.Info.Arch, channels) && groups == 3 ? ShiftGroupNames
+            : groups > 1 ? Enumerable.Range(0, groups).Select(g => $"tape column {g}").ToArray() : ["all channels"];
+        int labelWidth = names.Max(BitmapFont.Width);
+        int tokenBlock = 3 * (MentalImageLayout.TokenColumnWidth + MentalImageLayout.TokenColumnGap);
+        int headerHeight = 3 * BitmapFont.LineHeight + 6;
+        string note = $"positions down, steps 0-{steps - 1} across. A cell: the mean of the {perGroup} channels of the group (blue -, white 0, red +)";
+        int textWidth = Math.Max(BitmapFont.Width(Caption(m)), BitmapFont.Width(note));
+        int width = Math.Max(Math.Max(MentalImageLayout.MinWidth, 2 * margin + textWidth),
+            2 * margin + tokenBlock + groups * (Math.Max(panelWidth, labelWidth) + gap));
+        int top = margin + headerHeight + BitmapFont.LineHeight;
+        int height = top + 2 + n * rowHeight + BitmapFont.LineHeight + margin;
+        if ((long)width * height > 8000L * 8000 || n * rowHeight > 8000)
+            throw new EvaluationException($"the time view of {n:N0} positions x {steps:N0} steps is too large to draw; use a smaller --length");
+        var img = new RgbImage(width, height, Rgb.White);
+        BitmapFont.Draw(img, margin, margin, Caption(m), Ink, width - margin);
+        BitmapFont.Draw(img, margin, margin + BitmapFont.LineHeight, Verdict(m), m.Check.Correct ? Ink : WrongInk, width - margin);
+        BitmapFont.Draw(img, margin, margin + 2 * BitmapFont.LineHeight, note, Faint, width - margin);
+
+        string[] heads = ["in", "tgt", "out"];
+        int[][] columns = [m.Example.Input, m.Example.Target, m.Predicted];
+        for (int c = 0; c < 3; c++)
+        {
+            int cx = margin + c * (MentalImageLayout.TokenColumnWidth + MentalImageLayout.TokenColumnGap);
+            BitmapFont.Draw(img, cx + (MentalImageLayout.TokenColumnWidth - BitmapFont.Width(heads[c])) / 2, top - BitmapFont.LineHeight, heads[c], Faint);
+            for (int p = 0; p < n; p++)
+            {
+                int token = columns[c][p];
+                bool wrong = c == 2 && token != m.Example.Target[p];
+                string symbol = token >= 0 && token < task.Vocab.Count ? task.Vocab[token] : "?";
+                BitmapFont.Draw(img, cx + (MentalImageLayout.TokenColumnWidth - BitmapFont.GlyphWidth) / 2, top + 1 + p * rowHeight, symbol,
+                    wrong ? WrongInk : token == AlgorithmicTask.Pad ? Faint : Ink);
+            }
+        }
+
+        var means = new float[groups, steps, n];
+        float max = 0;
+        for (int t = 0; t < steps; t++)
+            for (int p = 0; p < n; p++)
+                for (int g = 0; g < groups; g++)
+                {
+                    float sum = 0;
+                    for (int c = g * perGroup; c < (g + 1) * perGroup; c++) sum += m.States[(t * n + p) * channels + c];
+                    means[g, t, p] = sum / perGroup;
+                    if (Math.Abs(means[g, t, p]) > max) max = Math.Abs(means[g, t, p]);
+                }
+        float scale = max > 0 ? 1f / max : 0f;
+        for (int g = 0; g < groups; g++)
+        {
+            int px = margin + tokenBlock + g * (Math.Max(panelWidth, labelWidth) + gap);
+            BitmapFont.Draw(img, px, top - BitmapFont.LineHeight, names[g], Ink);
+            img.Frame(px, top, panelWidth, 2 + n * rowHeight, FrameColor);
+            for (int t = 0; t < steps; t++)
+                for (int p = 0; p < n; p++)
+                {
+                    float v = means[g, t, p];
+                    img.Fill(px + 1 + t * cellWidth, top + 1 + p * rowHeight, cellWidth, rowHeight, float.IsNaN(v) ? NaNColor : Diverging(v * scale));
+                }
+            BitmapFont.Draw(img, px, top + 3 + n * rowHeight, $"t=0 ... t={steps - 1}", Faint);
+        }
+        return img;
     }
 }

@@ -56,6 +56,18 @@ public sealed class RgbImage
     }
 
     /// <summary>A one-pixel rectangle outline.</summary>
+    /// <summary>This image with every pixel drawn as a <paramref name="factor"/> x <paramref name="factor"/> block
+    /// (nearest neighbour: cells and 5x7 glyphs stay sharp, just larger).</summary>
+    public RgbImage Scaled(int factor)
+    {
+        if (factor <= 1) return this;
+        var big = new RgbImage(Width * factor, Height * factor);
+        for (int y = 0; y < Height; y++)
+            for (int x = 0; x < Width; x++)
+                big.Fill(x * factor, y * factor, factor, factor, this[x, y]);
+        return big;
+    }
+
     public void Frame(int x, int y, int w, int h, Rgb c)
     {
         Fill(x, y, w, 1, c);

@@ -54,7 +54,7 @@ public class EvalTests
         k4["families"]![0]!["samples"]!.GetValue<int>().Should().Be(16); // every 4-bit input
         output.Should().Contain("exhaustive");
         File.ReadAllText(tmp["out/failures.jsonl"]).Should().BeEmpty();
-        File.ReadAllText(tmp["out/summary.md"]).Should().Contain("| k4 (exhaustive) | 4 | 4 | exhaustive | 16/16 | 100.0%");
+        File.ReadAllText(tmp["out/summary.md"]).Should().Contain("| k4 (exhaustive) | 4 | 4 | exhaustive | 16 | 100.0%");
         File.ReadAllText(tmp["out/index.html"]).Should().Contain("<svg").And.Contain("20,000");
         err.Should().Contain("ex/s").And.Contain("ETA");
     }
@@ -86,6 +86,15 @@ public class EvalTests
             expected.Should().Be(new string(input.Reverse().ToArray()));
             f["first_wrong"]!.GetValue<int>().Should().Be(Enumerable.Range(0, got.Length).First(i => got[i] != expected[i]));
         });
+
+        // each failure names the `sample` command that prints it again, byte for byte
+        var last = JsonNode.Parse(File.ReadAllLines(tmp["copy/failures.jsonl"])[^1])!;
+        string again = last["reproduce"]!.GetValue<string>();
+        again.Should().StartWith("toolchain sample reverse -k ").And.Contain("--suite quick --level 10x").And.Contain($"--index {last["index"]}");
+        var sample = CliRunner.InProcess(again.Split(' ')[1..]);
+        sample.Code.Should().Be(0, sample.Err);
+        sample.Out.Should().Contain($"#{last["index"]}").And.Contain("  input : " + last["input"]!.GetValue<string>() + "\n")
+            .And.Contain("  target: " + last["expected"]!.GetValue<string>() + "\n");
     }
 
     [Fact]

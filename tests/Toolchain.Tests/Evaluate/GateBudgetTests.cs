@@ -90,8 +90,27 @@ public class GateBudgetTests
         levels[0]!["status"]!.GetValue<string>().Should().Be("complete");
         levels[1]!["status"]!.GetValue<string>().Should().Be("skipped");
         levels[1]!["total"]!["samples"]!.GetValue<int>().Should().Be(0);
-        output.Should().Contain("skipped: one example at length 20,000 needs about");
-        File.ReadAllText(tmp["out/summary.md"]).Should().Contain("Trimmed or skipped");
+        output.Should().Contain("not graded: one example at length 20,000 needs about").And.Contain("over the limit of 80% of the");
+        string summary = File.ReadAllText(tmp["out/summary.md"]);
+        summary.Should().Contain("Trimmed or skipped").And.NotContain("skipped: skipped");
+
+        // a level that was not graded never shows as 0%: not in a table, a plot or the comparison
+        var rows = summary.Split('\n').Where(l => l.StartsWith("| 1000x", StringComparison.Ordinal)).ToList();
+        rows.Should().NotBeEmpty().And.OnlyContain(l => l.Contains("not graded") && !l.Contains("0.0%") && l.Contains("| 0 of "));
+        string html = File.ReadAllText(tmp["out/index.html"]);
+        html.Should().Contain("1000x: not graded").And.Contain("not graded: one example at length 20,000");
+        var results = Comparer.Load([tmp["out"]]).Select(r => r.Results).ToList();
+        Comparer.Table(results, markdown: true).Should().Contain("| not graded |").And.Contain("|\n\nSequence accuracy");
+    }
+
+    [Fact]
+    public void Notes_of_older_runs_lose_their_repeated_status_and_name_the_memory_limit()
+    {
+        LevelStatus.Reason("skipped: skipped: needs about 0:20 even at one sample per family, 0:05 of the budget left")
+            .Should().Be("needs about 0:20 even at one sample per family, 0:05 of the budget left");
+        LevelStatus.Reason("trimmed to 11 of 96 samples (random 5/64): the whole level needs about 1:00").Should().StartWith("11 of 96 samples");
+        LevelStatus.Reason("one example at length 1,000 needs about 17.19 GiB, 19.81 GiB available")
+            .Should().Be("one example at length 1,000 needs about 17.19 GiB, over the limit of 80% of the 19.81 GiB available (15.85 GiB)");
     }
 
     [Fact]

@@ -60,9 +60,9 @@ public class MemoryTests
         log.Should().Contain(l => l.StartsWith("notice: out of memory on a batch of 8 x 2,000 tokens", StringComparison.Ordinal) && l.EndsWith("retrying with batches of 4", StringComparison.Ordinal));
 
         // 1000x (length 20,000): one example does not fit; 2000x is longer and is not tried at all
-        results.Levels[2].Note.Should().Be("skipped: out of memory at length 20,000 (batch 1)");
+        results.Levels[2].Note.Should().Be("out of memory at length 20,000 (batch 1)");
         results.Levels[2].Total!.Samples.Should().Be(0);
-        results.Levels[3].Note.Should().Be("skipped: longer than length 20,000, which ran out of memory (batch 1)");
+        results.Levels[3].Note.Should().Be("longer than length 20,000, which ran out of memory (batch 1)");
         batches.Should().NotContain(x => x.Length == 40_000);
         results.Budget.Trims.Should().Contain("level 1000x: skipped: out of memory at length 20,000 (batch 1)");
 
@@ -71,9 +71,9 @@ public class MemoryTests
         results.BreakPoint.StoppedBy.Should().Be("out of memory at length 20,480 (batch 1)");
 
         // and the reports are written and show it like other skipped levels
-        File.ReadAllText(tmp["out/summary.md"]).Should().Contain("| skipped |").And.Contain("- level 1000x: skipped: out of memory at length 20,000 (batch 1)");
-        File.ReadAllText(tmp["out/index.html"]).Should().Contain("skipped: skipped: out of memory at length 20,000 (batch 1)");
-        EvalCommand.Table(results).Should().Contain(l => l.StartsWith("1000x", StringComparison.Ordinal) && l.EndsWith("skipped (skipped: out of memory at length 20,000 (batch 1))", StringComparison.Ordinal));
+        File.ReadAllText(tmp["out/summary.md"]).Should().Contain("| not graded: out of memory at length 20,000 (batch 1) |").And.Contain("| 0 of ").And.NotContain("skipped: skipped");
+        File.ReadAllText(tmp["out/index.html"]).Should().Contain("not graded: out of memory at length 20,000 (batch 1)").And.NotContain("skipped: skipped");
+        EvalCommand.Table(results).Should().Contain(l => l.StartsWith("1000x", StringComparison.Ordinal) && l.Contains("not graded") && l.EndsWith("not graded: out of memory at length 20,000 (batch 1)", StringComparison.Ordinal));
         var units = UnitLog.Load(tmp["out/units.jsonl"]);
         units.Where(u => u.Length >= 20_000).Should().OnlyContain(u => u.Skipped != null && u.Samples == 0);
         units.Where(u => u.Length < 20_000).Should().OnlyContain(u => u.Skipped == null);
@@ -137,7 +137,7 @@ public class MemoryTests
         }
         log.Should().Contain("memory: probe at lengths 1,280 and 2,560 peaks at 78.1 MiB and 312.5 MiB per example, memory ~ length^2");
         results.Levels.Select(l => l.Status).Should().Equal("complete", "complete", "skipped");
-        results.Levels[2].Note.Should().Be("skipped: one example at length 20,000 needs about 18.63 GiB (memory grows ~ length^2, probed at lengths 1,280 and 2,560), 4 GiB available");
+        results.Levels[2].Note.Should().Be("one example at length 20,000 needs about 18.63 GiB (memory grows ~ length^2, probed at lengths 1,280 and 2,560), over the limit of 80% of the 4 GiB available (3.2 GiB)");
         lengths.Should().Contain(2_000).And.NotContain(20_000, "the 1000x level never starts");
         batches2000.Should().NotBeEmpty().And.OnlyContain(b => b >= 1 && b <= 17, "0.8 x 4 GiB / 200 MB per example");
         File.ReadAllText(tmp["out/summary.md"]).Should().Contain("needs about 18.63 GiB (memory grows ~ length^2");

@@ -82,6 +82,21 @@ public class FamilyTests
     }
 
     [Fact]
+    public void Opt_in_families_are_graded_only_where_a_suite_names_them()
+    {
+        var badd = TaskRegistry.Get("badd");
+        string[] optIn = ["identity_a", "identity_b", "no_carry"];
+        badd.OptInFamilies.Should().BeEquivalentTo(optIn);
+        SuiteFile.Resolve("standard").Resolve(badd, 20).SelectMany(l => l.Counts).Select(c => c.Family)
+            .Should().NotIntersectWith(optIn, "`hard` does not cover them");
+        var named = SuiteFile.Parse("name: t\nseed: 1\nlevels:\n  - multiple: 2\n    samples: {hard: 3, identity_a: 5}\n", "t.yaml");
+        var counts = named.Resolve(badd, 10)[0].Counts.ToDictionary(c => c.Family, c => c.Count);
+        counts["identity_a"].Should().Be(5);
+        counts["carry"].Should().Be(3);
+        counts.Should().NotContainKey("identity_b");
+    }
+
+    [Fact]
     public void Random_family_rarely_has_long_carry_chains()
     {
         // the point of the carry family: uniform operands almost never carry across 3/4 of the digits

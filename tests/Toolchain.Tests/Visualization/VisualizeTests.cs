@@ -45,7 +45,7 @@ public class VisualizeTests : IDisposable
         string model = TinyModel(arch, taskName, withStates: true);
         string png = Path.Combine(_dir, "out", "mental.png");
         var (code, output, err) = CliRunner.InProcess("visualize", model, "--task", taskName, "--length", size.ToString(),
-            "--sample", "2", "--steps-every", every.ToString(), "--out", png);
+            "--sample", "2", "--steps-every", every.ToString(), "--out", png, "--scale", "1");
         code.Should().Be(0, err);
         output.Should().Contain($"{taskName} / {arch}").And.Contain("wrote");
 
@@ -71,6 +71,36 @@ public class VisualizeTests : IDisposable
             decoded.Pixel(sx, sy + MentalImageLayout.LabelHeight).Should().Be((150, 150, 150), $"slot {i}");
             decoded.Pixel(sx + layout.MapWidth - 1, sy + MentalImageLayout.LabelHeight + layout.MapHeight - 1).Should().Be((150, 150, 150), $"slot {i}");
         }
+    }
+
+    [Fact]
+    public void The_time_view_draws_a_panel_per_shift_group_and_scale_enlarges_every_pixel()
+    {
+        // dngpu maps that divide by 3 are its shift groups (up, down, none): three panels of positions x steps
+        torch.manual_seed(5);
+        var config = RunConfig.Preset("tiny", "dngpu", "reverse").Validate() with { Maps = 12 };
+        using var model = ModelRegistry.Create(config, TaskRegistry.Get("reverse").Vocab.Count);
+        model.eval();
+        string path = Path.Combine(_dir, "dngpu12.onnx");
+        ModelWriter.Save(ModelExporter.Export(model, "test", new ExportOptions { WithStates = true, ParityMultiples = [1] }).Model, path);
+
+        string time = Path.Combine(_dir, "time.png");
+        var (code, output, err) = CliRunner.InProcess("visualize", path, "--length", "6", "--view", "time", "--scale", "1", "--out", time);
+        code.Should().Be(0, err);
+        output.Should().Contain("time view");
+        var image = MentalImageRenderer.RenderTime(MentalImageRenderer.Run(new VisualizeRequest { ModelPath = path, Size = 6 }));
+        var decoded = MiniPng.Decode(File.ReadAllBytes(time));
+        (decoded.Width, decoded.Height).Should().Be((image.Width, image.Height));
+
+        string steps = Path.Combine(_dir, "steps.png");
+        (code, output, err) = CliRunner.InProcess("visualize", path, "--length", "6", "--out", steps);
+        code.Should().Be(0, err);
+        output.Should().Contain("scale 2");
+        var run = MentalImageRenderer.Run(new VisualizeRequest { ModelPath = path, Size = 6 });
+        run.ChannelGroups.Should().Be(3);
+        var layout = MentalImageRenderer.LayoutFor(run, 1);
+        var big = MiniPng.Decode(File.ReadAllBytes(steps));
+        (big.Width, big.Height).Should().Be((2 * layout.Width, 2 * layout.Height), "the default scale of 2 makes the token text readable");
     }
 
     [Fact]

@@ -95,8 +95,8 @@ public static class EvalCommand
     {
         foreach (var l in results.Levels)
             yield return $"{l.Name,-8} size {l.Size.ToString("N0", CultureInfo.InvariantCulture),8}  " +
-                (l.Total is { Samples: > 0 } t ? $"{ReportWriter.Pct(t.SequenceAccuracy),6} exact of {t.Samples,5}" : "      -            ") +
-                $"  {(l.Exhaustive ? "exhaustive" : l.Status)}{(l.Note is null ? "" : $" ({l.Note})")}";
+                (l.Total is { Samples: > 0 } t ? $"{ReportWriter.Pct(t.SequenceAccuracy),6} exact of {t.Samples,5}" : "not graded          ") +
+                $"  {(l.Exhaustive && l.Note is null ? "exhaustive" : LevelStatus.Describe(l))}";
         foreach (var c in results.Cases)
             yield return $"case {c.Name}: {(c.Status == "run" ? (c.Exact ? "exact" : $"wrong from position {c.FirstWrong}") : c.Status)}";
         if (results.BreakPoint is { } bp) yield return bp.Verdict;

@@ -18,15 +18,23 @@ public static class VisualizeCommand
         var seed = new Option<ulong>("--seed", "-s") { Description = "seed of the example stream", DefaultValueFactory = _ => 1 };
         var every = new Option<int>("--steps-every") { Description = "draw every K-th step (the last step always)", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--out", "-o") { Description = "PNG file to write", Required = true };
+        var view = new Option<string>("--view")
+        {
+            Description = "steps: a heat map per step (positions x channels); time: a panel per channel group (positions x steps)",
+            DefaultValueFactory = _ => "steps",
+        };
+        view.AcceptOnlyFromAmong("steps", "time");
+        var scale = new Option<int>("--scale") { Description = "draw each pixel as N x N (1-4), so the token text can be read", DefaultValueFactory = _ => 2 };
         var cmd = new Command("visualize", "draw a model's state at every step of one example (positions down, channels across) as a PNG")
         {
-            model, task, length, sample, family, seed, every, output,
+            model, task, length, sample, family, seed, every, output, view, scale,
         };
         cmd.SetAction(r =>
         {
             var w = r.InvocationConfiguration.Output;
             string outPath = r.GetValue(output)!;
-            var (image, layout) = MentalImageRenderer.Write(new VisualizeRequest
+            if (r.GetValue(scale) is < 1 or > 4) throw new UserError($"--scale must be 1, 2, 3 or 4, got {r.GetValue(scale)}");
+            var request = new VisualizeRequest
             {
                 ModelPath = r.GetValue(model)!,
                 Task = r.GetValue(task),
@@ -35,10 +43,22 @@ public static class VisualizeCommand
                 Family = r.GetValue(family)!,
                 Seed = r.GetValue(seed),
                 StepsEvery = r.GetValue(every),
-            }, outPath);
+            };
+            if (r.GetValue(view) == "time")
+            {
+                var run = MentalImageRenderer.Run(request);
+                var picture = MentalImageRenderer.RenderTime(run).Scaled(r.GetValue(scale));
+                PngWriter.Save(picture, outPath);
+                Cli.Line(w, MentalImageRenderer.Caption(run));
+                Cli.Line(w, MentalImageRenderer.Verdict(run));
+                Cli.Line(w, $"wrote {Path.GetFullPath(outPath)} ({picture.Width} x {picture.Height} px, time view)");
+                return 0;
+            }
+            var (image, layout) = MentalImageRenderer.Write(request, outPath, scale: r.GetValue(scale));
             Cli.Line(w, MentalImageRenderer.Caption(image));
             Cli.Line(w, $"{MentalImageRenderer.Verdict(image)}; {MentalImageRenderer.StepsNote(layout)}");
-            Cli.Line(w, $"wrote {Path.GetFullPath(outPath)} ({layout.Width} x {layout.Height} px, cells {layout.CellWidth} x {layout.RowHeight} px)");
+            int factor = r.GetValue(scale);
+            Cli.Line(w, $"wrote {Path.GetFullPath(outPath)} ({layout.Width * factor} x {layout.Height * factor} px, cells {layout.CellWidth} x {layout.RowHeight} px, scale {factor})");
             return 0;
         });
         return cmd;
