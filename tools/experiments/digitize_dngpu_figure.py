@@ -3,7 +3,8 @@
 per-symbol accuracy (%) against test length for its two mean curves: DNGPU (solid, rgb 0,176,246) and NGPU
 (dash-dot, rgb 220,22,195). The axes are calibrated on the figure's own grid lines (x: 500 ... 3500,
 y: 20 ... 80), found by their colour; each curve's value at a column is the mean height of its pixels there.
-The grey bands (the spread over runs) are not digitized.
+The grey bands (the spread over runs) are not digitized, and the legend's line samples (the lower right
+corner, below 75% accuracy and beyond length 3,300) are masked out.
 
     python3 tools/experiments/digitize_dngpu_figure.py FIGURE.png > reports/paper/reference-curves.csv
 """
@@ -54,7 +55,8 @@ def main(path):
         x = round(x0 + length * px_per_len)
         values = []
         for colour in curves.values():
-            hits = [y for dx in (-1, 0, 1) for y in range(height) if near(rows[y][x + dx], colour, 40)]
+            hits = [y for dx in (-1, 0, 1) for y in range(height) if near(rows[y][x + dx], colour, 40)
+                    and not (length > 3300 and (y - y0) / px_per_pct < 75)]  # the legend's samples
             values.append(f"{min(100.0, (sum(hits) / len(hits) - y0) / px_per_pct):.1f}" if hits else "")
         print(f"{length},{values[0]},{values[1]}")
 
