@@ -19,8 +19,10 @@ def main(argv):
     for run in argv:
         path = os.path.join(run, "metrics.jsonl")
         if not os.path.exists(path):
-            print(f"error: {path} does not exist; pass run folders that hold metrics.jsonl", file=sys.stderr)
-            return 2
+            if os.path.exists(os.path.join(run, "config.json")):
+                print(f"error: {path} does not exist; pass run folders that hold metrics.jsonl", file=sys.stderr)
+                return 2
+            continue  # not a run folder (a glob also matches e.g. graded/)
         probes, last_step = [], 0
         with open(path) as f:
             for line in f:
