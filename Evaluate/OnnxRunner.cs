@@ -270,26 +270,26 @@ public sealed class OnnxRunner : IDisposable
             var x = inputs[start + i];
             for (int j = 0; j < length; j++) _tokens[(long)i * length + j] = x[j];
         }
-        if (_members.Count > 0)
-        {
-            RunEnsemble(b, length, result, start);
-            return;
-        }
-        var span = Logits(_tokens, b, length);
+        // a single model predicts the argmax of its logits; an ensemble the unique argmax of the summed probabilities
+        bool ensemble = _members.Count > 0;
+        ReadOnlySpan<float> scores = ensemble ? EnsembleProbabilities(b, length) : Logits(_tokens, b, length);
         for (int i = 0; i < b; i++)
         {
             var pred = new int[length];
             for (int j = 0; j < length; j++)
-                pred[j] = ArgMax(span.Slice((i * length + j) * Vocab, Vocab));
+            {
+                var position = scores.Slice((i * length + j) * Vocab, Vocab);
+                pred[j] = ensemble ? UniqueArgMax(position) : ArgMax(position);
+            }
             result[start + i] = pred;
         }
         Batches++;
         Examples += b;
     }
 
-    /// <summary>The ensemble's predictions: softmax probabilities summed over the models (the argmax of the sum
-    /// is the argmax of the mean), a tie or a non-finite value giving -1.</summary>
-    private void RunEnsemble(int b, int length, int[][] result, int start)
+    /// <summary>The ensemble's softmax probabilities [b, length, vocab], summed over the models (the argmax of the
+    /// sum is the argmax of the mean).</summary>
+    private Span<float> EnsembleProbabilities(int b, int length)
     {
         int positions = b * length;
         long size = checked((long)positions * Vocab);
@@ -302,15 +302,7 @@ public sealed class OnnxRunner : IDisposable
             for (int p = 0; p < positions; p++)
                 AddSoftmax(logits.Slice(p * Vocab, Vocab), sum.Slice(p * Vocab, Vocab));
         }
-        for (int i = 0; i < b; i++)
-        {
-            var pred = new int[length];
-            for (int j = 0; j < length; j++)
-                pred[j] = UniqueArgMax(sum.Slice((i * length + j) * Vocab, Vocab));
-            result[start + i] = pred;
-        }
-        Batches++;
-        Examples += b;
+        return sum;
     }
 
     /// <summary>Adds softmax(<paramref name="logits"/>) to <paramref name="sum"/>; NaN everywhere when a logit is
