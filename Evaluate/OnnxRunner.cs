@@ -85,9 +85,9 @@ public sealed class OnnxRunner : IDisposable
         Device = provider == "cuda" ? "CUDA device 0" : CpuName();
     }
 
-    /// <summary>Opens a session: for Auto, CUDA when it loads, else CPU with one notice; for Cuda, CUDA or an error.</summary>
     /// <summary>Opens a session on <paramref name="model"/>'s bytes, or (null) on the file at <paramref name="path"/>,
-    /// so that ONNX Runtime resolves external data next to the model (and refuses absolute or escaping paths).</summary>
+    /// so that ONNX Runtime resolves external data next to the model (and refuses absolute or escaping paths):
+    /// for Auto, CUDA when it loads, else CPU with one notice; for Cuda, CUDA or an error.</summary>
     public static OnnxRunner Open(byte[]? model, string path, int vocab, RunnerOptions o)
     {
         InferenceSession NewSession(SessionOptions options) =>

@@ -267,6 +267,8 @@ public sealed record RunConfig
         Require(!BinPadding || (Arch == "dngpu" && AllBins), "bin_padding needs arch dngpu with all_bins=true");
         Require(EmbedDropout is >= 0 and < 1, "embed_dropout must be in [0, 1)");
         Require(BinLengths == "" || BinPadding, "bin_lengths needs bin_padding=true (shorter examples are padded into each bin)");
+        // a malformed or impossible bin_lengths is refused here (and in --dry-run), not when training starts
+        if (BinLengths != "" && Toolchain.Suites.TaskRegistry.TryGet(Task) is { } binTask) Trainer.TrainingBins(this, binTask);
         Require(BinLoss is "sum" or "mean", $"bin_loss must be sum or mean, not '{BinLoss}'");
         Require(SaturationMode is "mean" or "dngpu", $"saturation_mode must be mean or dngpu, not '{SaturationMode}'");
         Require(SaturationMode == "mean" || Arch == "dngpu", "saturation_mode=dngpu is a dngpu setting");

@@ -473,10 +473,10 @@ public sealed class Trainer : IDisposable
     {
         if (!config.BinPadding) return;
         var rng = Rng.For(config.Seed, "bin-padding-check", 0);
-        foreach (int size in Bins(task, config.TrainLength))
+        foreach (var bin in TrainingBins(config, task))
             for (int i = 0; i < 8; i++)
-                if (task.Generate(size, AlgorithmicTask.Random, rng).Input.Contains(AlgorithmicTask.Pad))
-                    throw new ArgumentException($"bin_padding: task '{task.Name}' puts PAD inside its inputs (size {size}), which the state mask would erase; train it with bin_padding=false");
+                if (task.Generate(bin.Size, AlgorithmicTask.Random, rng).Input.Contains(AlgorithmicTask.Pad))
+                    throw new ArgumentException($"bin_padding: task '{task.Name}' puts PAD inside its inputs (size {bin.Size}), which the state mask would erase; train it with bin_padding=false");
     }
 
     private void AdvanceSchedules(int size, double seqAccuracy, double loss)

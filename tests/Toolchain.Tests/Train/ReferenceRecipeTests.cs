@@ -64,6 +64,8 @@ public class ReferenceRecipeTests : IDisposable
         Refused("7,8,41", "*length 8 holds no size*");
         Refused("8,12", "*last bin must be the training length 41*");
         Refused("8,x,41", "*'x' is not a length*");
+        FluentActions.Invoking(() => (Reference() with { BinLengths = "8,12" }).Validate())
+            .Should().Throw<ArgumentException>().WithMessage("*last bin must be*", "Validate (and --dry-run) refuses it before training");
         FluentActions.Invoking(() => (port with { BinLengths = "8,41" }).Validate())
             .Should().Throw<ArgumentException>().WithMessage("*bin_lengths needs bin_padding*");
     }
