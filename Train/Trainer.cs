@@ -14,6 +14,13 @@ namespace Toolchain.Train;
 public sealed record StepMetrics(long Step, int Size, double Loss, double SymbolAccuracy, double SequenceAccuracy,
     double ExamplesPerSecond, double ElapsedSeconds, double LearningRate);
 
+/// <summary>Where one training step's time went, in seconds: making the examples (and their tensors), the forward
+/// pass with the loss, the backward pass with gradient noise and clipping, and the optimizer update.</summary>
+public readonly record struct StepPhases(double Data, double Forward, double Backward, double Optimizer)
+{
+    public double Total => Data + Forward + Backward + Optimizer;
+}
+
 /// <summary>What a run did: per-step losses (for exact-resume checks) and events such as NaN recoveries.</summary>
 public sealed class TrainResult
 {
@@ -44,6 +51,9 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Called after every completed step with the number of steps done.</summary>
     public Action<long>? AfterStep { get; set; }
+
+    /// <summary>Where the last step's time went (the bench's profile).</summary>
+    public StepPhases LastPhases { get; private set; }
 
     public Trainer(RunConfig config, string runDirectory, TextWriter? log = null)
     {
@@ -123,6 +133,16 @@ public sealed class Trainer : IDisposable
         if (bins[^1].Size != config.TrainLength || bins[^1].Length > top)
             throw new ArgumentException($"bin_lengths: the last bin must be the training length {top} (size {config.TrainLength}); write e.g. bin_lengths={string.Join(',', lengths.Where(l => l < top))},{top}");
         return [.. bins];
+    }
+
+    /// <summary>Bench hook: one training step at the current step (examples, forward, backward, optimizer) with no
+    /// logging, schedules or checkpoint; returns its loss. Nothing is written.</summary>
+    public double BenchStep()
+    {
+        var outcome = TrainStep(_state.Step, TrainingBins(_config, _task))
+            ?? throw new TrainingDivergedException($"bench: the loss turned NaN/inf at step {_state.Step}");
+        _state.Step++;
+        return outcome.Loss;
     }
 
     /// <summary>Continues from the newest checkpoint in the run directory, if there is one.</summary>
@@ -324,10 +344,13 @@ public sealed class Trainer : IDisposable
         Tensor? saturation = null;
         double trackedSym = 0, trackedSeq = 0, wrongFraction = 0;
         int examples = 0;
+        long dataTicks = 0, start = Stopwatch.GetTimestamp();
         foreach (var bin in stepBins)
         {
             int size = bin.Size;
+            long dataStart = Stopwatch.GetTimestamp();
             var (tokens, targets) = Batch(bin, rng, _config.BatchSize, _config.TrainSetSize);
+            dataTicks += Stopwatch.GetTimestamp() - dataStart;
             var output = _model.Run(tokens, keepStates: false);
             var logits = output.Logits;
             var (binLoss, counted) = Loss(logits, tokens, targets, _config.LossMask);
@@ -357,6 +380,7 @@ public sealed class Trainer : IDisposable
         double total = loss.item<float>();
         if (!double.IsFinite(total)) return null;
 
+        long backwardStart = Stopwatch.GetTimestamp();
         var named = _model.named_parameters().ToList();
         foreach (var (_, p) in named) p.grad?.zero_();
         loss.backward();
@@ -377,7 +401,11 @@ public sealed class Trainer : IDisposable
             }
             if (_config.GradClip > 0) nn.utils.clip_grad_norm_(named.Select(n => n.parameter), _config.GradClip);
         }
+        long optimizerStart = Stopwatch.GetTimestamp();
         _optimizer.Step(named, CurrentLearningRate(step), _config.Beta1, Beta2(step), _config.Epsilon);
+        double Seconds(long ticks) => ticks / (double)Stopwatch.Frequency;
+        LastPhases = new StepPhases(Seconds(dataTicks), Seconds(backwardStart - start - dataTicks), Seconds(optimizerStart - backwardStart),
+            Seconds(Stopwatch.GetTimestamp() - optimizerStart));
         return (ceLoss, trackedSym, trackedSeq, trackedSize, examples);
     }
 

@@ -53,7 +53,40 @@ public class BenchTests : IDisposable
             row.GetProperty("working_set_long_bytes").GetInt64().Should().BePositive();
         }
         root.GetProperty("targets").EnumerateArray().Select(t => t.GetProperty("name").GetString())
-            .Should().Contain(["loop_vs_unrolled", "fraction_of_peak", "memory_linear"]);
+            .Should().Contain(["loop_vs_unrolled", "fraction_of_peak", "memory_linear", "training_fraction_of_peak"]);
+        TrainingSpeedIsMeasured(root);
+    }
+
+    /// <summary>dngpu: the reference step and one bin, each as the current and the baseline path; ngpu: one row.</summary>
+    private static void TrainingSpeedIsMeasured(JsonElement root)
+    {
+        var speed = root.GetProperty("training_speed").EnumerateArray().ToList();
+        speed.Select(r => (r.GetProperty("model").GetString(), r.GetProperty("step").GetString()!.Split(' ')[0], r.GetProperty("path").GetString()!.Split(' ')[0]))
+            .Should().Equal(("dngpu m=6", "reference", "channels-last"), ("dngpu m=6", "reference", "conv1d"), ("dngpu m=6", "one", "channels-last"),
+                ("dngpu m=6", "one", "conv1d"), ("ngpu m=4", "one", "current"));
+        foreach (var row in speed)
+            foreach (var key in new[] { "seconds_per_step", "examples_per_second", "gflop_per_step", "gflops", "fraction_of_peak" })
+                Positive(row.GetProperty(key));
+        speed[0].GetProperty("bins").GetInt32().Should().Be(2, "size 4 of badd: the reference's length 8, then the training length 9");
+        var profile = root.GetProperty("training_profile");
+        var parts = profile.GetProperty("rows").EnumerateArray().ToList();
+        parts.Should().HaveCount(6);
+        foreach (var part in parts.Where(p => !p.GetProperty("part").GetString()!.StartsWith("elementwise", StringComparison.Ordinal))) Positive(part.GetProperty("milliseconds"));
+        parts[^1].GetProperty("milliseconds").GetDouble().Should().BeApproximately(profile.GetProperty("total_milliseconds").GetDouble(), 1e-9);
+    }
+
+    [Fact]
+    public void The_training_section_runs_alone_into_its_own_files()
+    {
+        var (code, stdout, stderr) = CliRunner.InProcess("bench", "--smoke", "--section", "training", "--out", _dir);
+        code.Should().Be(0, stderr);
+        stdout.Should().Contain("training_fraction_of_peak").And.Contain("## Where a training step's time goes");
+        File.Exists(Path.Combine(_dir, "bench.json")).Should().BeFalse("a section does not replace the whole bench's report");
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "bench-training.json")));
+        doc.RootElement.GetProperty("inference").GetArrayLength().Should().Be(0);
+        doc.RootElement.GetProperty("section").GetString().Should().Be("training");
+        TrainingSpeedIsMeasured(doc.RootElement);
+        CliRunner.InProcess("bench", "--smoke", "--section", "inference", "--out", _dir).Code.Should().Be(2);
     }
 
     private static void Positive(JsonElement e)
@@ -74,5 +107,11 @@ public class BenchTests : IDisposable
         // l * (2m*m*kh*kw + m*m*kh*kw) * n * w MACs per step
         Toolchain.Cli.Bench.Bench.ConvFlops(g, 41, 1).Should().Be(2.0 * 2 * (2 * 24 * 24 * 9 + 24 * 24 * 9) * 41 * 4 * 41);
         BenchMeasure.LogLogExponent([10, 20, 40], [100, 400, 1600]).Should().BeApproximately(2, 1e-9);
+        // a training step: 3 x the forward FLOPs of each bin it trains (dngpu-ref: the reference's nine lengths)
+        var reference = BenchTraining.Config(new TrainSpeedModel("dngpu", 48, "badd"), "reference", 20, 32, 48);
+        BenchTraining.StepFlops(reference, Toolchain.Suites.TaskRegistry.Get("badd"))
+            .Should().Be(3 * new[] { 8, 12, 16, 20, 25, 28, 31, 36, 41 }.Sum(n => Toolchain.Cli.Bench.Bench.ConvFlops(reference, n, 32)));
+        var oneBin = BenchTraining.Config(new TrainSpeedModel("dngpu", 48, "badd"), "one bin", 20, 32, 48);
+        BenchTraining.StepFlops(oneBin, Toolchain.Suites.TaskRegistry.Get("badd")).Should().Be(3 * Toolchain.Cli.Bench.Bench.ConvFlops(oneBin, 41, 32));
     }
 }

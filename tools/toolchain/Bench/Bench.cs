@@ -57,6 +57,10 @@ public sealed record BenchOptions
     /// <summary>ONNX Runtime intra-op threads of the main comparisons; 0 = its default.</summary>
     public int OrtThreads { get; init; }
     public string Task { get; init; } = "badd";
+    /// <summary>Training speed (one thread, whole optimizer steps): dngpu on badd and bmul at their presets' maps, ngpu.</summary>
+    public TrainSpeedModel[] SpeedModels { get; init; } = [new("dngpu", 48, "badd"), new("dngpu", 96, "bmul"), new("ngpu", 24, "badd")];
+    /// <summary>"all", or "training": only the peak, the training speed and the profile (written as bench-training.*).</summary>
+    public string Section { get; init; } = "all";
 
     public static BenchOptions Full => new();
 
@@ -96,6 +100,7 @@ public sealed record BenchOptions
         TrainStepsShort = 2,
         TrainStepsLong = 4,
         TrainStepsFor = new(),
+        SpeedModels = [new("dngpu", 6, "badd"), new("ngpu", 4, "badd")],
         PeakSize = 128,
         MinSeconds = 0,
         MinReps = 1,
@@ -123,9 +128,9 @@ public sealed record TrainRow(string Model, string Arch, int Maps, int Size, int
     double ExamplesPerSecond, double SecondsPerStep, long WorkingSetShortBytes, long WorkingSetLongBytes, double WorkingSetGrowthRatio,
     long LiveTensorsShort, long LiveTensorsLong);
 public sealed record TargetRow(string Name, string Goal, double Value, bool Pass, string Detail);
-public sealed record BenchReport(string Mode, string Started, double Seconds, MachineInfo Machine, PeakResult Peak,
+public sealed record BenchReport(string Mode, string Section, string Started, double Seconds, MachineInfo Machine, PeakResult Peak,
     List<InferenceRow> Inference, List<LoopRow> LoopVsUnrolled, List<SettingRow> OrtSettings, GrowthResult? Growth,
-    List<TrainRow> Training, List<TargetRow> Targets);
+    List<TrainRow> Training, List<TrainSpeedRow> TrainingSpeed, TrainProfile? TrainingProfile, List<TargetRow> Targets);
 
 /// <summary>
 /// `toolchain bench`: ONNX Runtime against TorchSharp eager on the same models and inputs, loop against
@@ -183,7 +188,8 @@ public static class Bench
         log($"threads for the bench: ONNX Runtime {(o.OrtThreads == 0 ? "default" : o.OrtThreads)}, TorchSharp {torch.get_num_threads()}");
 
         var inference = new List<InferenceRow>();
-        foreach (var spec in o.Models)
+        bool all = o.Section == "all";
+        foreach (var spec in all ? o.Models : [])
         {
             using var model = CreateModel(spec, o, task);
             var loop = ExportModel(model, ExportMode.Loop, null);
@@ -204,7 +210,7 @@ public static class Bench
         }
 
         var loops = new List<LoopRow>();
-        foreach (var spec in o.LoopModels)
+        foreach (var spec in all ? o.LoopModels : [])
         {
             using var model = CreateModel(spec, o, task);
             foreach (int n in o.LoopLengths)
@@ -230,21 +236,24 @@ public static class Bench
         }
 
         var settings = new List<SettingRow>();
-        if (o.Settings) settings = OrtSettings(o, task, peak, log);
+        if (o.Settings && all) settings = OrtSettings(o, task, peak, log);
 
         var training = new List<TrainRow>();
-        foreach (var spec in o.TrainModels)
+        foreach (var spec in all ? o.TrainModels : [])
         {
             var row = Train(o, spec);
             training.Add(row);
             log(string.Create(Inv, $"training {row.Model,-12} size {row.Size} (n={row.Length}) batch {row.Batch}: {row.ExamplesPerSecond:F1} ex/s ({row.SecondsPerStep:F3} s/step); working set {Mb(row.WorkingSetShortBytes)} after {row.StepsShort} steps, {Mb(row.WorkingSetLongBytes)} after {row.StepsLong}; live tensors {row.LiveTensorsShort} -> {row.LiveTensorsLong}"));
         }
 
-        var growth = Growth(o, task, log); // last: it fixes malloc's mmap threshold for the rest of the process
+        var (speed, profile) = BenchTraining.Run(o, peak, log);
+
+        var growth = all ? Growth(o, task, log) : null; // last: it fixes malloc's mmap threshold for the rest of the process
 
         var targets = Targets(inference, loops, growth, training, o);
-        return new BenchReport(o.Mode, started.ToString("yyyy-MM-ddTHH:mm:ssZ", Inv), clock.Elapsed.TotalSeconds, machine, peak,
-            inference, loops, settings, growth, training, targets);
+        targets.AddRange(BenchTraining.Targets(speed));
+        return new BenchReport(o.Mode, o.Section, started.ToString("yyyy-MM-ddTHH:mm:ssZ", Inv), clock.Elapsed.TotalSeconds, machine, peak,
+            inference, loops, settings, growth, training, speed, profile, targets);
     }
 
     // ---------------------------------------------------------------- pieces
@@ -563,7 +572,7 @@ public static class Bench
         var sb = new StringBuilder();
         void L(string s = "") => sb.Append(s).Append('\n');
         var m = r.Machine;
-        L($"# toolchain bench ({r.Mode})");
+        L($"# toolchain bench ({r.Mode}{(r.Section == "all" ? "" : ", section " + r.Section)})");
         L();
         L(string.Create(Inv, $"{r.Started}, {r.Seconds:F0} s. Machine: {m.Cpu}, {m.LogicalCores} logical cores, {m.Os}; {m.Dotnet}; ONNX Runtime {m.OnnxRuntime}; TorchSharp {m.TorchSharp} (torch threads {m.TorchThreads}, ORT intra-op threads {(m.OrtThreads == 0 ? "default" : m.OrtThreads)}); load average at start {m.LoadAverageAtStart}."));
         L($"Note: {m.Note}.");
@@ -578,21 +587,24 @@ public static class Bench
         L();
         L(string.Create(Inv, $"TorchSharp matmul {r.Peak.TorchMatmulGflops:F1} GFLOP/s (default threads), {r.Peak.TorchOneThreadGflops:F1} (1 thread); ONNX Runtime MatMul {r.Peak.OrtMatmulGflops:F1} (default threads), {r.Peak.OrtOneThreadGflops:F1} (1 thread); peak = {r.Peak.PeakGflops:F1} GFLOP/s. Threads used by the bench: {(r.Peak.ChosenThreads == 0 ? "default" : r.Peak.ChosenThreads.ToString(Inv))} (the faster ORT MatMul setting)."));
         L();
-        L("## Inference: ONNX Runtime (loop export) vs TorchSharp eager (no_grad), same model, same inputs");
-        L();
-        L("| model | n | batch | conv GFLOP | ORT ms | torch ms | ORT tokens/s | torch tokens/s | ratio | ORT GFLOP/s | % peak | torch GFLOP/s | % peak | ratio ceiling |");
-        L("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        foreach (var x in r.Inference)
-            L(string.Create(Inv, $"| {x.Model} | {x.Length} | {x.Batch} | {x.ConvGflopPerRun:F2} | {x.OrtSeconds * 1e3:F1} | {x.TorchSeconds * 1e3:F1} | {x.OrtTokensPerSecond:F0} | {x.TorchTokensPerSecond:F0} | {x.Ratio:F2}x | {x.OrtGflops:F1} | {x.OrtFractionOfPeak * 100:F0}% | {x.TorchGflops:F1} | {x.TorchFractionOfPeak * 100:F0}% | {(x.TorchFractionOfPeak > 0 ? 1 / x.TorchFractionOfPeak : double.NaN):F2}x |"));
-        L();
-        L("Ratio ceiling: the largest ratio possible if ONNX Runtime ran the convolutions at 100% of the measured peak (peak / TorchSharp's GFLOP/s; convolution FLOPs only, so the true ceiling is lower).");
-        L();
-        L("## Loop vs unrolled export (ONNX Runtime)");
-        L();
-        L("| model | n | batch | loop ms | unrolled ms | loop/unrolled | loop overhead us/step | session s (loop / unrolled) | bytes (loop / unrolled) | nodes (loop / unrolled) |");
-        L("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |");
-        foreach (var x in r.LoopVsUnrolled)
-            L(string.Create(Inv, $"| {x.Model} | {x.Length} | {x.Batch} | {x.LoopSeconds * 1e3:F2} | {x.UnrolledSeconds * 1e3:F2} | {x.Ratio:F2} | {x.LoopOverheadMicrosecondsPerStep:F0} | {x.LoopSessionSeconds:F2} / {x.UnrolledSessionSeconds:F2} | {x.LoopBytes:N0} / {x.UnrolledBytes:N0} | {x.LoopNodes} / {x.UnrolledNodes} |"));
+        if (r.Inference.Count > 0)
+        {
+            L("## Inference: ONNX Runtime (loop export) vs TorchSharp eager (no_grad), same model, same inputs");
+            L();
+            L("| model | n | batch | conv GFLOP | ORT ms | torch ms | ORT tokens/s | torch tokens/s | ratio | ORT GFLOP/s | % peak | torch GFLOP/s | % peak | ratio ceiling |");
+            L("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            foreach (var x in r.Inference)
+                L(string.Create(Inv, $"| {x.Model} | {x.Length} | {x.Batch} | {x.ConvGflopPerRun:F2} | {x.OrtSeconds * 1e3:F1} | {x.TorchSeconds * 1e3:F1} | {x.OrtTokensPerSecond:F0} | {x.TorchTokensPerSecond:F0} | {x.Ratio:F2}x | {x.OrtGflops:F1} | {x.OrtFractionOfPeak * 100:F0}% | {x.TorchGflops:F1} | {x.TorchFractionOfPeak * 100:F0}% | {(x.TorchFractionOfPeak > 0 ? 1 / x.TorchFractionOfPeak : double.NaN):F2}x |"));
+            L();
+            L("Ratio ceiling: the largest ratio possible if ONNX Runtime ran the convolutions at 100% of the measured peak (peak / TorchSharp's GFLOP/s; convolution FLOPs only, so the true ceiling is lower).");
+            L();
+            L("## Loop vs unrolled export (ONNX Runtime)");
+            L();
+            L("| model | n | batch | loop ms | unrolled ms | loop/unrolled | loop overhead us/step | session s (loop / unrolled) | bytes (loop / unrolled) | nodes (loop / unrolled) |");
+            L("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |");
+            foreach (var x in r.LoopVsUnrolled)
+                L(string.Create(Inv, $"| {x.Model} | {x.Length} | {x.Batch} | {x.LoopSeconds * 1e3:F2} | {x.UnrolledSeconds * 1e3:F2} | {x.Ratio:F2} | {x.LoopOverheadMicrosecondsPerStep:F0} | {x.LoopSessionSeconds:F2} / {x.UnrolledSessionSeconds:F2} | {x.LoopBytes:N0} / {x.UnrolledBytes:N0} | {x.LoopNodes} / {x.UnrolledNodes} |"));
+        }
         if (r.OrtSettings.Count > 0)
         {
             L();
@@ -614,22 +626,30 @@ public static class Bench
             L();
             L(string.Create(Inv, $"Fitted exponents (least squares on log-log): time {g.TimeExponent:F2} (n >= 401: {g.TimeExponentLarge:F2}), memory {g.MemoryExponent:F2} (n >= 401: {g.MemoryExponentLarge:F2}); linear fit {g.MemoryBytesPerToken:F0} bytes per token + {g.MemoryInterceptBytes / 1024:F0} KiB. Memory by {g.MemoryMethod}."));
         }
-        L();
-        L("## Training (paper presets, one size, batch as shown)");
-        L();
-        L("| model | size k | n | batch | examples/s | s/step | working set (short / long) | steps (short / long) | live tensors (short / long) |");
-        L("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |");
-        foreach (var x in r.Training)
-            L(string.Create(Inv, $"| {x.Model} | {x.Size} | {x.Length} | {x.Batch} | {x.ExamplesPerSecond:F1} | {x.SecondsPerStep:F3} | {Mb(x.WorkingSetShortBytes)} / {Mb(x.WorkingSetLongBytes)} | {x.StepsShort} / {x.StepsLong} | {x.LiveTensorsShort} / {x.LiveTensorsLong} |"));
+        if (r.Training.Count > 0)
+        {
+            L();
+            L("## Training (paper presets, one size, batch as shown)");
+            L();
+            L("| model | size k | n | batch | examples/s | s/step | working set (short / long) | steps (short / long) | live tensors (short / long) |");
+            L("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |");
+            foreach (var x in r.Training)
+                L(string.Create(Inv, $"| {x.Model} | {x.Size} | {x.Length} | {x.Batch} | {x.ExamplesPerSecond:F1} | {x.SecondsPerStep:F3} | {Mb(x.WorkingSetShortBytes)} / {Mb(x.WorkingSetLongBytes)} | {x.StepsShort} / {x.StepsLong} | {x.LiveTensorsShort} / {x.LiveTensorsLong} |"));
+        }
+        BenchTraining.Markdown(r, L);
         return sb.ToString();
     }
 
     /// <summary>Writes bench.json and bench.md into the folder, each atomically.</summary>
     public static void Write(BenchReport r, string dir)
     {
-        AtomicFile.Write(Path.Combine(dir, "bench.json"), JsonSerializer.Serialize(r, Json) + "\n");
-        AtomicFile.Write(Path.Combine(dir, "bench.md"), Markdown(r));
+        string name = FileStem(r.Section);
+        AtomicFile.Write(Path.Combine(dir, name + ".json"), JsonSerializer.Serialize(r, Json) + "\n");
+        AtomicFile.Write(Path.Combine(dir, name + ".md"), Markdown(r));
     }
+
+    /// <summary>bench for the whole bench, bench-training for the training section alone (so it does not replace a full run's report).</summary>
+    public static string FileStem(string section) => section == "all" ? "bench" : "bench-" + section;
 
     /// <summary>One ONNX Runtime session with bound, reused input and output buffers.</summary>
     private sealed class OrtModel : IDisposable

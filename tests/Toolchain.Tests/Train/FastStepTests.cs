@@ -1,0 +1,83 @@
+using Toolchain.Suites;
+using Toolchain.Train;
+using Toolchain.Train.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Toolchain.Tests.Train;
+
+/// <summary>The improved Neural GPU's channels-last step (matrix-product convolutions, one clamp per gate pair,
+/// lerp mix) against the first port's step, kept as <see cref="ImprovedNeuralGpu.BaselineStep"/>: the same
+/// function, so the same seed must give the same losses up to float32 rounding.</summary>
+[Collection("torch")]
+public class FastStepTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "toolchain-fast-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir)) Directory.Delete(_dir, recursive: true);
+    }
+
+    /// <summary>The reference recipe, small: every feature of the step is on (input layer with dropout, state
+    /// mask over padded bins, candidate dropout, saturation cost, gradient noise).</summary>
+    private static RunConfig Small(string mode = "dngpu") => RunConfig.Preset("dngpu-ref", "dngpu", "badd") with
+    {
+        Maps = 12, TrainLength = 6, BatchSize = 8, Steps = 20, CheckpointEvery = 100, LogEvery = 5, SaturationMode = mode,
+        TrainSetSize = 0, SaturationRebalance = 4, LrDecayEvery = 3,
+    };
+
+    [Theory]
+    [InlineData("dngpu")]
+    [InlineData("mean")]
+    public void One_training_forward_and_backward_match_the_baseline_step(string mode)
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(3);
+        using var model = (ImprovedNeuralGpu)ModelRegistry.Create(Small(mode), TaskRegistry.Get("badd").Vocab.Count);
+        model.train();
+        var rng = Rng.For(9, "fast-step", 0);
+        var tokens = torch.tensor(Enumerable.Range(0, 4 * 13).Select(i => (long)(i % 13 >= 11 ? AlgorithmicTask.Pad : rng.NextInt(1, 3))).ToArray(), [4, 13]);
+        (Tensor Logits, Tensor Saturation, Dictionary<string, Tensor> Grads) Pass(bool baseline)
+        {
+            model.BaselineStep = baseline;
+            foreach (var p in model.parameters()) p.grad?.zero_();
+            torch.manual_seed(11); // the same dropout masks
+            var output = model.Run(tokens, keepStates: false);
+            (output.Logits.square().mean() + output.Saturation! * 10).backward();
+            return (output.Logits.detach().clone(), output.Saturation!.detach().clone(),
+                model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()));
+        }
+        var fast = Pass(baseline: false);
+        var slow = Pass(baseline: true);
+        double Rel(Tensor a, Tensor b) => (a - b).abs().max().item<float>() / Math.Max(1e-12, b.abs().max().item<float>());
+        Rel(fast.Logits, slow.Logits).Should().BeLessThan(1e-5);
+        slow.Saturation.item<float>().Should().BeGreaterThan(0, "the test must exercise the saturation cost");
+        Rel(fast.Saturation, slow.Saturation).Should().BeLessThan(1e-5);
+        foreach (var (name, g) in slow.Grads)
+            Rel(fast.Grads[name], g).Should().BeLessThan(1e-4, name);
+        // and the step is not a no-op: dropout is on, so a different seed gives different logits
+        model.BaselineStep = false;
+        torch.manual_seed(12);
+        Rel(model.Run(tokens, keepStates: false).Logits, fast.Logits).Should().BeGreaterThan(1e-3);
+    }
+
+    [Fact]
+    public void Twenty_training_steps_give_the_baseline_steps_losses()
+    {
+        List<(long Step, double Loss)> Train(bool baseline, string dir)
+        {
+            using var trainer = new Trainer(Small(), dir);
+            ((ImprovedNeuralGpu)trainer.Model).BaselineStep = baseline;
+            return trainer.Run().Losses;
+        }
+        var fast = Train(false, Path.Combine(_dir, "fast"));
+        var slow = Train(true, Path.Combine(_dir, "slow"));
+        fast.Should().HaveCount(20);
+        fast.Select(l => l.Step).Should().Equal(slow.Select(l => l.Step));
+        for (int i = 0; i < fast.Count; i++)
+            fast[i].Loss.Should().BeApproximately(slow[i].Loss, 1e-4 * Math.Abs(slow[i].Loss), $"step {i}");
+        // the losses move: the comparison is not between two constant sequences
+        fast.Select(l => l.Loss).Distinct().Count().Should().BeGreaterThan(15);
+    }
+}
