@@ -139,11 +139,22 @@ public sealed class Trainer : IDisposable
     /// logging, schedules or checkpoint; returns its loss. Nothing is written.</summary>
     public double BenchStep()
     {
-        var outcome = TrainStep(_state.Step, TrainingBins(_config, _task))
-            ?? throw new TrainingDivergedException($"bench: the loss turned NaN/inf at step {_state.Step}");
-        _state.Step++;
-        return outcome.Loss;
+        using var scope = torch.NewDisposeScope();
+        var work = Prepare();
+        torch.manual_seed(work.TorchSeed);
+        _model.train();
+        var loss = LossOf(work, work.Batches.Select(batch => _model.Run(batch.Tokens, keepStates: false)).ToList());
+        if (!loss.Finite) throw new TrainingDivergedException($"bench: the loss turned NaN/inf at step {_state.Step}");
+        Backward([this], [loss]);
+        Apply(work, loss, generator: null);
+        CountBenchStep();
+        return loss.CrossEntropy;
     }
+
+    /// <summary>Bench: counts an applied step without the schedules, log or checkpoints of <see cref="Advance"/>.</summary>
+    internal void CountBenchStep() => _state.Step++;
+
+    public RunConfig Config => _config;
 
     /// <summary>Continues from the newest checkpoint in the run directory, if there is one.</summary>
     public bool TryResume()
@@ -226,73 +237,239 @@ public sealed class Trainer : IDisposable
 
     public TrainResult Run(CancellationToken cancel = default)
     {
-        using var runLock = FolderLock.Take(_dir, "training run"); // a second process into this --out is refused
-        Directory.CreateDirectory(_dir);
-        AtomicFile.Write(Path.Combine(_dir, "config.json"), _config.ToJson());
-        var result = new TrainResult { RunDirectory = _dir };
-        if (Checkpoint.InDirectory(_dir).Count == 0) SaveCheckpoint(); // step 0: NaN recovery always has a place to return to
-        var bins = TrainingBins(_config, _task);
-        var clock = Stopwatch.StartNew();
-        long startStep = _state.Step, examplesSinceLog = 0;
-        double lossSum = 0, symSum = 0, seqSum = 0; int logCount = 0;
-        var logClock = Stopwatch.StartNew();
-        using var metrics = new StreamWriter(Path.Combine(_dir, "metrics.jsonl"), append: true) { AutoFlush = true, NewLine = "\n" };
-
-        while (_state.Step < _config.Steps && !cancel.IsCancellationRequested)
+        using var session = Start();
+        while (!Finished && !cancel.IsCancellationRequested)
         {
-            long step = _state.Step;
-            var stepClock = Stopwatch.StartNew();
-            var outcome = TrainStep(step, bins);
-            if (outcome is null)
+            using var scope = torch.NewDisposeScope();
+            var work = Prepare();
+            torch.manual_seed(work.TorchSeed);
+            _model.train();
+            var outputs = work.Batches.Select(batch => _model.Run(batch.Tokens, keepStates: false)).ToList();
+            var loss = LossOf(work, outputs);
+            if (!loss.Finite)
             {
-                // the loss was NaN/inf: nothing was applied; go back to the last good checkpoint
-                string msg = RecoverFromNaN(step);
-                result.Events.Add(msg);
-                _log.WriteLine(msg);
+                Recover(session, work.Step);
                 continue;
             }
-            var (loss, sym, seq, size, examples) = outcome.Value;
-            _state.WallSeconds += stepClock.Elapsed.TotalSeconds;
-            result.Losses.Add((step, loss));
-            _state.Step = step + 1;
-            examplesSinceLog += examples;
-            lossSum += loss; symSum += sym; seqSum += seq; logCount++;
-            AdvanceSchedules(size, seq, loss);
-            AdvanceLearningRateDecay(step, loss);
-
-            bool last = _state.Step == _config.Steps;
-            if (_state.Step % _config.LogEvery == 0 || last)
-            {
-                double rate = examplesSinceLog / Math.Max(1e-9, logClock.Elapsed.TotalSeconds);
-                var m = new StepMetrics(_state.Step, _state.CurriculumSize(_config), lossSum / logCount, symSum / logCount, seqSum / logCount,
-                    rate, clock.Elapsed.TotalSeconds, CurrentLearningRate(step));
-                result.Last = m;
-                metrics.WriteLine(System.Text.Json.JsonSerializer.Serialize(m, RunConfig.Json).ReplaceLineEndings("").Replace("  ", ""));
-                double perStep = clock.Elapsed.TotalSeconds / Math.Max(1, _state.Step - startStep);
-                var eta = TimeSpan.FromSeconds(perStep * (_config.Steps - _state.Step));
-                _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"step {_state.Step,6}/{_config.Steps}  k={m.Size,-4} loss {m.Loss,8:F4}  sym {m.SymbolAccuracy * 100,6:F2}%  seq {m.SequenceAccuracy * 100,6:F2}%  {rate,7:F1} ex/s  ETA {eta:hh\\:mm\\:ss}"));
-                lossSum = symSum = seqSum = 0; logCount = 0; examplesSinceLog = 0;
-                logClock.Restart();
-            }
-            if (last && _model.ParameterSets > 1)
-            {
-                _model.AverageParameterSets();
-                result.Events.Add($"step {_state.Step}: relaxation parameter sets averaged into one");
-                _log.WriteLine(result.Events[^1]);
-            }
-            if (_config.ProbeEvery > 0 && (_state.Step % _config.ProbeEvery == 0 || last))
-            {
-                var probe = Probe();
-                metrics.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { step = _state.Step, probe = probe.ToDictionary(p => p.Size.ToString(CultureInfo.InvariantCulture), p => new { sequence_accuracy = p.Seq, symbol_accuracy = p.Sym, samples = _config.ProbeSamples }) }));
-                _log.WriteLine($"probe  {_state.Step,6}  " + string.Join("  ", probe.Select(p => string.Create(CultureInfo.InvariantCulture,
-                    $"size {p.Size} (x{p.Size / (double)_config.TrainLength:0.#}) seq {p.Seq * 100:F1}% sym {p.Sym * 100:F2}%"))));
-            }
-            if (_state.Step % _config.CheckpointEvery == 0 || last) SaveCheckpoint();
-            AfterStep?.Invoke(_state.Step);
+            Backward([this], [loss]);
+            Apply(work, loss, generator: null);
+            Advance(session, work, loss);
         }
-        if (cancel.IsCancellationRequested) SaveCheckpoint();
-        return result;
+        return session.Stop(cancel.IsCancellationRequested);
+    }
+
+    /// <summary>Whether the run has reached its last step.</summary>
+    public bool Finished => _state.Step >= _config.Steps;
+
+    /// <summary>A run in progress: its folder lock, metrics file, clocks and the running sums of the progress line.</summary>
+    internal sealed class Session(Trainer trainer, FolderLock folderLock, StreamWriter metrics) : IDisposable
+    {
+        public TrainResult Result { get; } = new() { RunDirectory = trainer._dir };
+        public Bin[] Bins { get; } = TrainingBins(trainer._config, trainer._task);
+        public StreamWriter Metrics => metrics;
+        public Stopwatch Clock { get; } = Stopwatch.StartNew();
+        public Stopwatch LogClock { get; } = Stopwatch.StartNew();
+        public long StartStep { get; } = trainer._state.Step;
+        public long ExamplesSinceLog, LogCount;
+        public double LossSum, SymSum, SeqSum;
+
+        /// <summary>Ends the run: a checkpoint when it was stopped before its last step.</summary>
+        public TrainResult Stop(bool cancelled)
+        {
+            if (cancelled) trainer.SaveCheckpoint();
+            return Result;
+        }
+
+        public void Dispose()
+        {
+            metrics.Dispose();
+            folderLock.Dispose();
+        }
+    }
+
+    /// <summary>Takes the run folder (a second process into it is refused), writes config.json and, for a new run, the
+    /// step-0 checkpoint (so NaN recovery always has a place to return to), and opens the metrics log.</summary>
+    internal Session Start()
+    {
+        var folderLock = FolderLock.Take(_dir, "training run");
+        try
+        {
+            Directory.CreateDirectory(_dir);
+            AtomicFile.Write(Path.Combine(_dir, "config.json"), _config.ToJson());
+            if (Checkpoint.InDirectory(_dir).Count == 0) SaveCheckpoint();
+            var metrics = new StreamWriter(Path.Combine(_dir, "metrics.jsonl"), append: true) { AutoFlush = true, NewLine = "\n" };
+            return new Session(this, folderLock, metrics);
+        }
+        catch
+        {
+            folderLock.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>One step's inputs: its bins and their batches (a pure function of the seed and the step), the seed of
+    /// its torch draws (dropout, gradient noise), and when it started.</summary>
+    internal sealed record StepWork(long Step, Bin[] Bins, List<(Tensor Tokens, Tensor Targets)> Batches, int TrackedSize, long TorchSeed,
+        long StartTimestamp, long DataTicks);
+
+    /// <summary>What a step's forward pass gave: the loss to differentiate and what the log and schedules need.</summary>
+    internal sealed record StepLoss(Tensor Loss, double CrossEntropy, bool Finite, double Sym, double Seq, double WrongFraction, int Size, int Examples,
+        long BackwardTimestamp);
+
+    /// <summary>The bins and batches of the current step.</summary>
+    internal StepWork Prepare()
+    {
+        long step = _state.Step, start = Stopwatch.GetTimestamp();
+        var rng = Rng.For(_config.Seed, "data", (long)step);
+        long torchSeed = (long)(Rng.StableHash(_config.Seed, "torch", (long)step) >> 1);
+        var bins = TrainingBins(_config, _task);
+        Bin[] stepBins;
+        if (_config.AllBins) stepBins = bins;
+        else if (_config.Curriculum)
+        {
+            int current = _state.CurriculumSize(_config);
+            int size = rng.NextDouble() < _config.CurriculumRandomFraction ? rng.NextInt(_task.MinSize, _config.TrainLength) : current;
+            stepBins = [new Bin(_task.LengthForSize(size), size, null)];
+        }
+        else stepBins = [bins[rng.NextInt(bins.Length)]];
+        var batches = stepBins.Select(bin => Batch(bin, rng, _config.BatchSize, _config.TrainSetSize)).ToList();
+        return new StepWork(step, stepBins, batches, stepBins[^1].Size, torchSeed, start, Stopwatch.GetTimestamp() - start);
+    }
+
+    /// <summary>The step's loss from the model's outputs (one per bin): cross-entropy, the saturation cost with its
+    /// running re-balancing sums, the relaxation pull; <c>Finite</c> is false for a NaN/inf loss (nothing to apply).</summary>
+    internal StepLoss LossOf(StepWork work, IReadOnlyList<ModelOutput> outputs)
+    {
+        var loss = torch.zeros(1, device: _device).squeeze();
+        Tensor? saturation = null;
+        double trackedSym = 0, trackedSeq = 0, wrongFraction = 0;
+        int examples = 0;
+        for (int i = 0; i < work.Bins.Length; i++)
+        {
+            var (tokens, targets) = work.Batches[i];
+            var output = outputs[i];
+            var logits = output.Logits;
+            var (binLoss, counted) = Loss(logits, tokens, targets, _config.LossMask);
+            loss = loss + binLoss;
+            if (output.Saturation is not null) saturation = saturation is null ? output.Saturation : saturation + output.Saturation;
+            using (torch.no_grad())
+            {
+                var (sym, seq) = Accuracy(logits, targets, counted);
+                wrongFraction += (1 - seq) / work.Bins.Length;
+                if (work.Bins[i].Size == work.TrackedSize) { trackedSym = sym; trackedSeq = seq; }
+            }
+            examples += _config.BatchSize;
+        }
+        if (_config.BinLoss == "mean") loss = loss / work.Bins.Length;
+        // the reference averages its bins' saturation costs; this project's first port summed them
+        if (saturation is not null && _config.SaturationMode == "dngpu") saturation = saturation / work.Bins.Length;
+        double ceLoss = loss.item<float>();
+        if (saturation is not null && _config.SaturationWeight > 0)
+        {
+            _state.SaturationSum += saturation.item<float>();
+            _state.LossSum += ceLoss;
+            _state.SaturationCount++;
+            loss = loss + saturation * _state.SaturationWeight(_config);
+        }
+        if (_model.ParameterSets > 1) loss = loss + _model.RelaxationDistance() * _state.Pull(_config);
+        if (PoisonLoss?.Invoke(work.Step) == true) loss = loss * double.NaN;
+        double total = loss.item<float>();
+        return new StepLoss(loss, ceLoss, double.IsFinite(total), trackedSym, trackedSeq, wrongFraction, work.TrackedSize, examples, Stopwatch.GetTimestamp());
+    }
+
+    /// <summary>Zeroes the trainers' gradients and differentiates the sum of their (finite) losses in one backward
+    /// pass: the trainers' parameters are disjoint, so each gets the gradient of its own loss.</summary>
+    internal static void Backward(IReadOnlyList<Trainer> trainers, IReadOnlyList<StepLoss> losses)
+    {
+        foreach (var t in trainers)
+            foreach (var p in t._model.parameters()) p.grad?.zero_();
+        var total = losses[0].Loss;
+        for (int i = 1; i < losses.Count; i++) total = total + losses[i].Loss;
+        total.backward();
+    }
+
+    /// <summary>Gradient noise, clipping and the optimizer update of the current step (gradients computed). The noise
+    /// is drawn from <paramref name="generator"/>, or torch's global generator when it is null.</summary>
+    internal void Apply(StepWork work, StepLoss loss, Generator? generator)
+    {
+        long step = work.Step;
+        var named = _model.named_parameters().ToList();
+        using (torch.no_grad())
+        {
+            if (_config.GradNoiseLr > 0)
+            {
+                // the reference: truncated_normal(shape) * learning_rate * 1e-4 on every gradient, whatever the loss
+                double scale = CurrentLearningRate(step) * _config.GradNoiseLr;
+                foreach (var (_, p) in named)
+                    if (p.grad is not null) p.grad.add_(TruncatedNormal(p.grad, generator) * scale);
+            }
+            if (_config.GradNoise > 0)
+            {
+                double std = Math.Sqrt(_config.GradNoise / Math.Sqrt(step + 1) * loss.WrongFraction);
+                if (std > 0)
+                    foreach (var (_, p) in named) p.grad?.add_(Normal(p.grad!, generator) * std);
+            }
+            if (_config.GradClip > 0) nn.utils.clip_grad_norm_(named.Select(n => n.parameter), _config.GradClip);
+        }
+        long optimizerStart = Stopwatch.GetTimestamp();
+        _optimizer.Step(named, CurrentLearningRate(step), _config.Beta1, Beta2(step), _config.Epsilon);
+        double Seconds(long ticks) => ticks / (double)Stopwatch.Frequency;
+        LastPhases = new StepPhases(Seconds(work.DataTicks), Seconds(loss.BackwardTimestamp - work.StartTimestamp - work.DataTicks),
+            Seconds(optimizerStart - loss.BackwardTimestamp), Seconds(Stopwatch.GetTimestamp() - optimizerStart));
+    }
+
+    /// <summary>Completes an applied step: counts it, advances the schedules, and logs, probes and checkpoints on their
+    /// periods.</summary>
+    internal void Advance(Session session, StepWork work, StepLoss l)
+    {
+        long step = work.Step;
+        var result = session.Result;
+        _state.WallSeconds += Stopwatch.GetElapsedTime(work.StartTimestamp).TotalSeconds;
+        result.Losses.Add((step, l.CrossEntropy));
+        _state.Step = step + 1;
+        session.ExamplesSinceLog += l.Examples;
+        session.LossSum += l.CrossEntropy; session.SymSum += l.Sym; session.SeqSum += l.Seq; session.LogCount++;
+        AdvanceSchedules(l.Size, l.Seq, l.CrossEntropy);
+        AdvanceLearningRateDecay(step, l.CrossEntropy);
+
+        bool last = _state.Step == _config.Steps;
+        if (_state.Step % _config.LogEvery == 0 || last)
+        {
+            double rate = session.ExamplesSinceLog / Math.Max(1e-9, session.LogClock.Elapsed.TotalSeconds);
+            var m = new StepMetrics(_state.Step, _state.CurriculumSize(_config), session.LossSum / session.LogCount, session.SymSum / session.LogCount,
+                session.SeqSum / session.LogCount, rate, session.Clock.Elapsed.TotalSeconds, CurrentLearningRate(step));
+            result.Last = m;
+            session.Metrics.WriteLine(System.Text.Json.JsonSerializer.Serialize(m, RunConfig.Json).ReplaceLineEndings("").Replace("  ", ""));
+            double perStep = session.Clock.Elapsed.TotalSeconds / Math.Max(1, _state.Step - session.StartStep);
+            var eta = TimeSpan.FromSeconds(perStep * (_config.Steps - _state.Step));
+            _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"step {_state.Step,6}/{_config.Steps}  k={m.Size,-4} loss {m.Loss,8:F4}  sym {m.SymbolAccuracy * 100,6:F2}%  seq {m.SequenceAccuracy * 100,6:F2}%  {rate,7:F1} ex/s  ETA {eta:hh\\:mm\\:ss}"));
+            session.LossSum = session.SymSum = session.SeqSum = 0; session.LogCount = 0; session.ExamplesSinceLog = 0;
+            session.LogClock.Restart();
+        }
+        if (last && _model.ParameterSets > 1)
+        {
+            _model.AverageParameterSets();
+            result.Events.Add($"step {_state.Step}: relaxation parameter sets averaged into one");
+            _log.WriteLine(result.Events[^1]);
+        }
+        if (_config.ProbeEvery > 0 && (_state.Step % _config.ProbeEvery == 0 || last))
+        {
+            var probe = Probe();
+            session.Metrics.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { step = _state.Step, probe = probe.ToDictionary(p => p.Size.ToString(CultureInfo.InvariantCulture), p => new { sequence_accuracy = p.Seq, symbol_accuracy = p.Sym, samples = _config.ProbeSamples }) }));
+            _log.WriteLine($"probe  {_state.Step,6}  " + string.Join("  ", probe.Select(p => string.Create(CultureInfo.InvariantCulture,
+                $"size {p.Size} (x{p.Size / (double)_config.TrainLength:0.#}) seq {p.Seq * 100:F1}% sym {p.Sym * 100:F2}%"))));
+        }
+        if (_state.Step % _config.CheckpointEvery == 0 || last) SaveCheckpoint();
+        AfterStep?.Invoke(_state.Step);
+    }
+
+    /// <summary>A NaN/inf loss: nothing was applied; go back to the last good checkpoint with a lower learning rate.</summary>
+    internal void Recover(Session session, long step)
+    {
+        string msg = RecoverFromNaN(step);
+        session.Result.Events.Add(msg);
+        _log.WriteLine(msg);
     }
 
     /// <summary>Sequence and symbol accuracy of the model in inference mode on probe_samples random examples at
@@ -322,106 +499,24 @@ public sealed class Trainer : IDisposable
     private double Beta2(long step) =>
         _config.Beta2Schedule ? 1 - Math.Max(5e-4, 0.01 * Math.Pow(0.5, step / 2000.0)) : _config.Beta2;
 
-    /// <summary>One optimizer step; null when the loss was not finite (nothing applied).</summary>
-    private (double Loss, double Sym, double Seq, int Size, int Examples)? TrainStep(long step, Bin[] bins)
-    {
-        using var scope = torch.NewDisposeScope();
-        var rng = Rng.For(_config.Seed, "data", (long)step);
-        torch.manual_seed((long)(Rng.StableHash(_config.Seed, "torch", (long)step) >> 1));
-        Bin[] stepBins;
-        if (_config.AllBins) stepBins = bins;
-        else if (_config.Curriculum)
-        {
-            int current = _state.CurriculumSize(_config);
-            int size = rng.NextDouble() < _config.CurriculumRandomFraction ? rng.NextInt(_task.MinSize, _config.TrainLength) : current;
-            stepBins = [new Bin(_task.LengthForSize(size), size, null)];
-        }
-        else stepBins = [bins[rng.NextInt(bins.Length)]];
-        int trackedSize = stepBins[^1].Size;
-
-        _model.train();
-        var loss = torch.zeros(1, device: _device).squeeze();
-        Tensor? saturation = null;
-        double trackedSym = 0, trackedSeq = 0, wrongFraction = 0;
-        int examples = 0;
-        long dataTicks = 0, start = Stopwatch.GetTimestamp();
-        foreach (var bin in stepBins)
-        {
-            int size = bin.Size;
-            long dataStart = Stopwatch.GetTimestamp();
-            var (tokens, targets) = Batch(bin, rng, _config.BatchSize, _config.TrainSetSize);
-            dataTicks += Stopwatch.GetTimestamp() - dataStart;
-            var output = _model.Run(tokens, keepStates: false);
-            var logits = output.Logits;
-            var (binLoss, counted) = Loss(logits, tokens, targets, _config.LossMask);
-            loss = loss + binLoss;
-            if (output.Saturation is not null) saturation = saturation is null ? output.Saturation : saturation + output.Saturation;
-            using (torch.no_grad())
-            {
-                var (sym, seq) = Accuracy(logits, targets, counted);
-                wrongFraction += (1 - seq) / stepBins.Length;
-                if (size == trackedSize) { trackedSym = sym; trackedSeq = seq; }
-            }
-            examples += _config.BatchSize;
-        }
-        if (_config.BinLoss == "mean") loss = loss / stepBins.Length;
-        // the reference averages its bins' saturation costs; this project's first port summed them
-        if (saturation is not null && _config.SaturationMode == "dngpu") saturation = saturation / stepBins.Length;
-        double ceLoss = loss.item<float>();
-        if (saturation is not null && _config.SaturationWeight > 0)
-        {
-            _state.SaturationSum += saturation.item<float>();
-            _state.LossSum += ceLoss;
-            _state.SaturationCount++;
-            loss = loss + saturation * _state.SaturationWeight(_config);
-        }
-        if (_model.ParameterSets > 1) loss = loss + _model.RelaxationDistance() * _state.Pull(_config);
-        if (PoisonLoss?.Invoke(step) == true) loss = loss * double.NaN;
-        double total = loss.item<float>();
-        if (!double.IsFinite(total)) return null;
-
-        long backwardStart = Stopwatch.GetTimestamp();
-        var named = _model.named_parameters().ToList();
-        foreach (var (_, p) in named) p.grad?.zero_();
-        loss.backward();
-        using (torch.no_grad())
-        {
-            if (_config.GradNoiseLr > 0)
-            {
-                // the reference: truncated_normal(shape) * learning_rate * 1e-4 on every gradient, whatever the loss
-                double scale = CurrentLearningRate(step) * _config.GradNoiseLr;
-                foreach (var (_, p) in named)
-                    if (p.grad is not null) p.grad.add_(TruncatedNormal(p.grad) * scale);
-            }
-            if (_config.GradNoise > 0)
-            {
-                double std = Math.Sqrt(_config.GradNoise / Math.Sqrt(step + 1) * wrongFraction);
-                if (std > 0)
-                    foreach (var (_, p) in named) p.grad?.add_(torch.randn_like(p.grad) * std);
-            }
-            if (_config.GradClip > 0) nn.utils.clip_grad_norm_(named.Select(n => n.parameter), _config.GradClip);
-        }
-        long optimizerStart = Stopwatch.GetTimestamp();
-        _optimizer.Step(named, CurrentLearningRate(step), _config.Beta1, Beta2(step), _config.Epsilon);
-        double Seconds(long ticks) => ticks / (double)Stopwatch.Frequency;
-        LastPhases = new StepPhases(Seconds(dataTicks), Seconds(backwardStart - start - dataTicks), Seconds(optimizerStart - backwardStart),
-            Seconds(Stopwatch.GetTimestamp() - optimizerStart));
-        return (ceLoss, trackedSym, trackedSeq, trackedSize, examples);
-    }
-
     /// <summary>Standard normal values cut at two standard deviations (values outside are drawn again), the shape
     /// of <paramref name="like"/>: TensorFlow's truncated_normal, which the DNGPU reference's gradient noise uses.</summary>
-    public static Tensor TruncatedNormal(Tensor like)
+    public static Tensor TruncatedNormal(Tensor like, Generator? generator = null)
     {
-        var x = torch.randn_like(like);
+        var x = Normal(like, generator);
         for (int i = 0; i < 100; i++)
         {
             var outside = x.abs().gt(2);
             if (!outside.any().item<bool>()) break;
-            x = torch.where(outside, torch.randn_like(like), x);
+            x = torch.where(outside, Normal(like, generator), x);
         }
         return x.clamp(-2, 2);
     }
+
+    /// <summary>Standard normal values of <paramref name="like"/>'s shape from <paramref name="generator"/> (null: torch's
+    /// global generator, as randn_like draws them).</summary>
+    public static Tensor Normal(Tensor like, Generator? generator) =>
+        generator is null ? torch.randn_like(like) : torch.randn(like.shape, dtype: like.dtype, device: like.device, generator: generator);
 
     /// <summary>A batch of <paramref name="count"/> random examples of one size: tokens and targets [count, length],
     /// int64, on the device.</summary>

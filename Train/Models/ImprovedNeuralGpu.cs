@@ -77,47 +77,88 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
     /// Dropout masks are drawn in the [B, m, n] order of F.dropout, so a seed gives the same masks as
     /// <see cref="RunBaseline"/>: the two paths give the same losses up to float32 rounding (a test checks 20 steps).
     /// </summary>
-    private ModelOutput RunChannelsLast(Tensor tokens, bool keepStates)
+    private ModelOutput RunChannelsLast(Tensor tokens, bool keepStates) => RunPacked([this], [tokens], null, keepStates)[0];
+
+    /// <summary>
+    /// S models of one configuration run side by side as one: every tensor gets a leading seed axis, [S, B, n, m],
+    /// and each convolution is one batched matrix product ([S, B n, k m] x [S, k m, out]), so the S models share
+    /// every elementwise pass and every op's dispatch. Their parameters are stacked on each call, so gradients flow
+    /// back to each model's own parameters, and nothing mixes across the seed axis. Each model draws its dropout
+    /// masks from its own generator (null: torch's global one), in the order one model alone draws them, so a
+    /// packed model computes what it computes alone, up to float32 rounding. Inputs: one [B, n] batch per model,
+    /// all of one shape.
+    /// </summary>
+    public static ModelOutput[] RunPacked(IReadOnlyList<ImprovedNeuralGpu> models, IReadOnlyList<Tensor> tokens, IReadOnlyList<Generator?>? generators, bool keepStates = false)
     {
-        long b = tokens.shape[0], n = tokens.shape[1];
-        var s = Embed(embedding, tokens); // [B, n, m]
-        var saturation = torch.zeros(1, device: s.device).squeeze();
-        if (_embedClip)
+        var first = models[0];
+        int S = models.Count, m = first._m, k = first._k;
+        if (tokens.Count != S || (generators is not null && generators.Count != S)) throw new ArgumentException("RunPacked: one batch (and one generator) per model");
+        if (models.Any(x => x._m != m || x._k != k || x._dropout != first._dropout || x._mask != first._mask || x._embedClip != first._embedClip
+                || x._embedDropout != first._embedDropout || x._satSum != first._satSum || x.training != first.training))
+            throw new ArgumentException("RunPacked: the models must share one configuration and mode");
+        bool training = first.training;
+        long b = tokens[0].shape[0], n = tokens[0].shape[1];
+        long vocab = first.embedding.shape[0];
+        Tensor Stack(Func<ImprovedNeuralGpu, Tensor> f) => S == 1 ? f(first).unsqueeze(0) : torch.stack(models.Select(f).ToArray());
+        Generator? Gen(int i) => generators?[i];
+        // each model's noise tensor of one shape, drawn from its own generator, stacked: [S, ...shape]
+        Tensor Noise(double p, params long[] shape)
         {
-            if (training) saturation = saturation + SaturationOf(s) * n;
+            using var _ = torch.no_grad();
+            var parts = new Tensor[S];
+            for (int i = 0; i < S; i++)
+            {
+                var t = torch.empty(shape, device: first.embedding.device);
+                parts[i] = (Gen(i) is { } g ? t.bernoulli_(1 - p, generator: g) : t.bernoulli_(1 - p)).div_(1 - p);
+            }
+            return S == 1 ? parts[0].unsqueeze(0) : torch.stack(parts);
+        }
+        var tok = S == 1 ? tokens[0].unsqueeze(0) : torch.stack(tokens.ToArray()); // [S, B, n]
+        // every model's token ids offset into the stacked tables [S V, m]: one lookup
+        var offsets = (torch.arange(S, dtype: ScalarType.Int64, device: tok.device) * vocab).view(S, 1, 1);
+        var s = Stack(x => x.embedding).view(S * vocab, m).index_select(0, (tok + offsets).view(-1)).view(S, b, n, m);
+        var saturation = torch.zeros(S, device: s.device);
+        if (first._embedClip)
+        {
+            if (training) saturation = saturation + first.SaturationPerModel(s) * n;
             s = s.clamp(-1, 1);
         }
-        // the first port's embedding is a [B, m, n] view of this [B, n, m] tensor, and F.dropout draws a view's mask in
-        // memory order: the same masks as F.dropout here
-        if (training && _embedDropout > 0) s = F.dropout(s, _embedDropout, training: true);
-        var mask = _mask ? tokens.ne(Toolchain.Suites.AlgorithmicTask.Pad).unsqueeze(2).to(s.dtype) : null; // [B, n, 1]
+        // one model's embedding dropout is F.dropout on its [B, n, m] tensor: a contiguous mask in that order
+        if (training && first._embedDropout > 0) s = s * Noise(first._embedDropout, b, n, m);
+        var mask = first._mask ? tok.ne(Toolchain.Suites.AlgorithmicTask.Pad).unsqueeze(3).to(s.dtype) : null; // [S, B, n, 1]
         if (mask is not null) s = s * mask;
         var states = keepStates ? new List<Tensor> { s } : null;
-        long kIn = (long)_k * _m;
+        long kIn = (long)k * m, padding = k / 2;
         // [out, in, k] -> [k, in, out] -> [k m, out]: row t m + i multiplies input map i at offset t - k/2
-        var gateW = gate_weight.permute(2, 1, 0).reshape(kIn, 2 * _m) * 0.5;
-        var gateB = gate_bias * 0.5 + 0.5;
-        var candW = cand_weight.permute(2, 1, 0).reshape(kIn, _m);
-        var (left, right, none) = ShiftGroups(_m);
-        long padding = _k / 2;
+        var gateW = Stack(x => x.gate_weight.permute(2, 1, 0).reshape(kIn, 2 * m)) * 0.5;
+        var gateB = (Stack(x => x.gate_bias) * 0.5 + 0.5).unsqueeze(1);
+        var candW = Stack(x => x.cand_weight.permute(2, 1, 0).reshape(kIn, m));
+        var candB = Stack(x => x.cand_bias).unsqueeze(1);
+        var (left, right, none) = ShiftGroups(m);
+        Tensor Columns(Tensor padded) // [S, B, n + k - 1, m] -> [S, B n, k m]: row (b, i) holds positions i .. i + k - 1
+        {
+            var taps = new Tensor[k];
+            for (int t = 0; t < k; t++) taps[t] = padded.narrow(2, t, n);
+            return torch.cat(taps, 3).view(S, b * n, kIn);
+        }
         bool release = !torch.is_grad_enabled() && states is null && !training;
         for (long step = 0; step < n; step++)
         {
             using var stepScope = release ? torch.NewDisposeScope() : null;
             var previous = s;
-            var padded = F.pad(s, [0, 0, padding, padding]); // [B, n + k - 1, m]
-            var gates = torch.addmm(gateB, Columns(padded, n), gateW, 1, 1).view(b, n, 2 * _m); // 0.5 x pre-activation + 0.5
+            var padded = F.pad(s, [0, 0, padding, padding]);
+            var gates = Affine(Columns(padded), gateW, gateB).view(S, b, n, 2 * m); // 0.5 x pre-activation + 0.5
             var active = gates.clamp(0, 1);
-            var candPre = torch.addmm(cand_bias, Columns(F.pad(active.narrow(2, 0, _m) * s, [0, 0, padding, padding]), n), candW, 1, 1).view(b, n, _m);
+            var candPre = Affine(Columns(F.pad(active.narrow(3, 0, m) * s, [0, 0, padding, padding])), candW, candB).view(S, b, n, m);
             var candidate = candPre.clamp(-1, 1);
-            if (training && _dropout > 0) candidate = candidate * DropoutNoise(b, n, _dropout, s.device);
+            if (training && first._dropout > 0) candidate = candidate * Noise(first._dropout, b, m, n).permute(0, 1, 3, 2);
             // the diagonal gate's shift, read from the padded state: maps [0, a) take position i+1, [a, 2a) position i-1
-            var shifted = torch.cat([padded.narrow(1, padding + 1, n).narrow(2, 0, left), padded.narrow(1, padding - 1, n).narrow(2, left, right),
-                s.narrow(2, left + right, none)], 2);
-            s = torch.lerp(candidate, shifted, active.narrow(2, _m, _m));
+            var shifted = torch.cat([padded.narrow(2, padding + 1, n).narrow(3, 0, left), padded.narrow(2, padding - 1, n).narrow(3, left, right),
+                s.narrow(3, left + right, none)], 3);
+            s = torch.lerp(candidate, shifted, active.narrow(3, m, m));
             if (mask is not null) s = s * mask;
             if (training)
-                saturation = saturation + SaturationOf(gates - 0.5, threshold: 0.45) * 2 + SaturationOf(candPre);
+                saturation = saturation + first.SaturationPerModel(gates - 0.5, threshold: 0.45) * 2 + first.SaturationPerModel(candPre);
             states?.Add(s);
             if (release)
             {
@@ -125,33 +166,27 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
                 if (step > 0) previous.Dispose();
             }
         }
-        var logits = F.linear(s, out_weight, out_bias);
-        var scale = _satSum ? n * n * b : n;
-        return new ModelOutput(logits, states is null ? null : torch.stack(states, 1), training ? saturation / scale : null);
+        var outW = Stack(x => x.out_weight).transpose(1, 2); // [S, m, V]
+        var logits = Affine(s.view(S, b * n, m), outW, Stack(x => x.out_bias).unsqueeze(1)).view(S, b, n, vocab);
+        var scale = first._satSum ? n * n * b : n;
+        var stacked = states is null ? null : torch.stack(states, 2); // [S, B, n + 1, n, m]
+        var result = new ModelOutput[S];
+        for (int i = 0; i < S; i++)
+            result[i] = new ModelOutput(logits[i], stacked?[i], training ? saturation[i] / scale : null);
+        return result;
     }
 
-    /// <summary>[B, n + k - 1, m] padded state -> [B n, k m]: row (b, i) holds positions i .. i + k - 1 side by side.</summary>
-    private Tensor Columns(Tensor padded, long n)
-    {
-        var taps = new Tensor[_k];
-        for (int t = 0; t < _k; t++) taps[t] = padded.narrow(1, t, n);
-        return torch.cat(taps, 2).view(-1, (long)_k * _m);
-    }
+    /// <summary>x w + bias for [S, r, a] x [S, a, c] + [S, 1, c], in one op (baddbmm). TorchSharp 0.107's static
+    /// torch.baddbmm(input, batch1, batch2) hands its arguments to libtorch rotated: it computes
+    /// arg1 x arg2 + arg3. It is called that way here; the fast-step tests compare against conv1d and catch a change.</summary>
+    private static Tensor Affine(Tensor x, Tensor w, Tensor bias) => torch.baddbmm(x, w, bias, 1, 1);
 
-    /// <summary>Dropout's scaled keep mask for the [B, n, m] candidate, drawn as F.dropout draws it for the first
-    /// port's contiguous [B, m, n] candidate (bernoulli in that order), so both paths see the same masks.</summary>
-    private Tensor DropoutNoise(long b, long n, double p, Device device)
+    /// <summary>The saturation cost relu(|x| - threshold) of a [S, ...] tensor, per model: its sum over everything
+    /// but the first axis (saturation_mode=dngpu), or that sum over the count (mean: the mean per pre-activation).</summary>
+    private Tensor SaturationPerModel(Tensor x, double threshold = 0.9)
     {
-        using var _ = torch.no_grad();
-        return torch.empty(b, _m, n, device: device).bernoulli_(1 - p).div_(1 - p).permute(0, 2, 1);
-    }
-
-    /// <summary>The saturation cost relu(|x| - threshold) of one tensor: its sum (saturation_mode=dngpu) or its sum
-    /// divided by its element count (saturation_mode=mean: the mean per pre-activation).</summary>
-    private Tensor SaturationOf(Tensor x, double threshold = 0.9)
-    {
-        var sum = F.softshrink(x, threshold).abs().sum();
-        return _satSum ? sum : sum / x.numel();
+        var sum = F.softshrink(x, threshold).abs().flatten(1).sum(1);
+        return _satSum ? sum : sum / (x.numel() / x.shape[0]);
     }
 
     private ModelOutput RunBaseline(Tensor tokens, bool keepStates)

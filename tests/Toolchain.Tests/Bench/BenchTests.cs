@@ -73,6 +73,12 @@ public class BenchTests : IDisposable
         parts.Should().HaveCount(6);
         foreach (var part in parts.Where(p => !p.GetProperty("part").GetString()!.StartsWith("elementwise", StringComparison.Ordinal))) Positive(part.GetProperty("milliseconds"));
         parts[^1].GetProperty("milliseconds").GetDouble().Should().BeApproximately(profile.GetProperty("total_milliseconds").GetDouble(), 1e-9);
+        var seeds = root.GetProperty("seed_scaling").EnumerateArray().ToList();
+        seeds.Select(r => r.GetProperty("seeds").GetInt32()).Should().Equal(1, 2);
+        foreach (var row in seeds)
+            foreach (var key in new[] { "packed_seconds_per_step", "separate_seconds_per_step", "packed_over_separate", "packed_over_one_seed" })
+                Positive(row.GetProperty(key));
+        root.GetProperty("targets").EnumerateArray().Select(t => t.GetProperty("name").GetString()).Should().Contain("seed_packing_cpu");
     }
 
     [Fact]

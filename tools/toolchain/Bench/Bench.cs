@@ -59,6 +59,8 @@ public sealed record BenchOptions
     public string Task { get; init; } = "badd";
     /// <summary>Training speed (one thread, whole optimizer steps): dngpu on badd and bmul at their presets' maps, ngpu.</summary>
     public TrainSpeedModel[] SpeedModels { get; init; } = [new("dngpu", 48, "badd"), new("dngpu", 96, "bmul"), new("ngpu", 24, "badd")];
+    /// <summary>Seed counts S of the packing comparison (`train --seeds`).</summary>
+    public int[] SeedCounts { get; init; } = [1, 2, 4, 8];
     /// <summary>"all", or "training": only the peak, the training speed and the profile (written as bench-training.*).</summary>
     public string Section { get; init; } = "all";
 
@@ -76,6 +78,7 @@ public sealed record BenchOptions
         TrainStepsShort = 5,
         TrainStepsLong = 20,
         TrainStepsFor = new() { ["ngpu m=24"] = (3, 8) },
+        SeedCounts = [1, 2],
         PeakSize = 1024,
         MinSeconds = 1,
         MinReps = 2,
@@ -101,6 +104,7 @@ public sealed record BenchOptions
         TrainStepsLong = 4,
         TrainStepsFor = new(),
         SpeedModels = [new("dngpu", 6, "badd"), new("ngpu", 4, "badd")],
+        SeedCounts = [1, 2],
         PeakSize = 128,
         MinSeconds = 0,
         MinReps = 1,
@@ -130,7 +134,7 @@ public sealed record TrainRow(string Model, string Arch, int Maps, int Size, int
 public sealed record TargetRow(string Name, string Goal, double Value, bool Pass, string Detail);
 public sealed record BenchReport(string Mode, string Section, string Started, double Seconds, MachineInfo Machine, PeakResult Peak,
     List<InferenceRow> Inference, List<LoopRow> LoopVsUnrolled, List<SettingRow> OrtSettings, GrowthResult? Growth,
-    List<TrainRow> Training, List<TrainSpeedRow> TrainingSpeed, TrainProfile? TrainingProfile, List<TargetRow> Targets);
+    List<TrainRow> Training, List<TrainSpeedRow> TrainingSpeed, List<SeedScalingRow> SeedScaling, TrainProfile? TrainingProfile, List<TargetRow> Targets);
 
 /// <summary>
 /// `toolchain bench`: ONNX Runtime against TorchSharp eager on the same models and inputs, loop against
@@ -247,13 +251,14 @@ public static class Bench
         }
 
         var (speed, profile) = BenchTraining.Run(o, peak, log);
+        var seedScaling = BenchTraining.SeedScaling(o, peak, log);
 
         var growth = all ? Growth(o, task, log) : null; // last: it fixes malloc's mmap threshold for the rest of the process
 
         var targets = Targets(inference, loops, growth, training, o);
-        targets.AddRange(BenchTraining.Targets(speed));
+        targets.AddRange(BenchTraining.Targets(speed, seedScaling));
         return new BenchReport(o.Mode, o.Section, started.ToString("yyyy-MM-ddTHH:mm:ssZ", Inv), clock.Elapsed.TotalSeconds, machine, peak,
-            inference, loops, settings, growth, training, speed, profile, targets);
+            inference, loops, settings, growth, training, speed, seedScaling, profile, targets);
     }
 
     // ---------------------------------------------------------------- pieces

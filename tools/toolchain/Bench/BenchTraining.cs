@@ -21,6 +21,12 @@ public sealed record TrainSpeedRow(string Model, string Task, string Step, strin
 /// <summary>One part of a training step's time (milliseconds per step) and how it was measured.</summary>
 public sealed record ProfileRow(string Part, double Milliseconds, double Share, string How);
 
+/// <summary>S seeds packed in one process (one thread) against the same S seeds as separate runs stepping in turn on
+/// that thread, interleaved.</summary>
+public sealed record SeedScalingRow(string Model, string Step, int Seeds, double PackedSecondsPerStep, double SeparateSecondsPerStep,
+    double PackedExamplesPerSecondPerSeed, double SeparateExamplesPerSecondPerSeed, double PackedOverSeparate, double PackedOverOneSeed,
+    double PackedFractionOfPeak, int Reps);
+
 public sealed record TrainProfile(string Model, int Length, int Batch, int Threads, double TotalMilliseconds, List<ProfileRow> Rows);
 
 /// <summary>
@@ -55,6 +61,52 @@ public static class BenchTraining
         if (spec.Arch != "dngpu")
             return (c with { AllBins = false, Curriculum = true, CurriculumStart = trainSize, CurriculumRandomFraction = 0 }).Validate();
         return (step == "reference" ? c : c with { BinLengths = task.LengthForSize(trainSize).ToString(Inv) }).Validate();
+    }
+
+    /// <summary>Seed packing: for each S of the options, S seeds of the first dngpu speed model's reference step packed
+    /// (<see cref="MultiSeedTrainer"/>) against S separate trainers stepping in turn, one thread, interleaved.</summary>
+    public static List<SeedScalingRow> SeedScaling(BenchOptions o, PeakResult peak, Action<string> log)
+    {
+        var rows = new List<SeedScalingRow>();
+        var spec = o.SpeedModels.FirstOrDefault(s => s.Arch == "dngpu");
+        if (spec is null || o.SeedCounts.Length == 0) return rows;
+        int before = torch.get_num_threads();
+        torch.set_num_threads(1);
+        double peak1 = Math.Max(peak.TorchOneThreadGflops, peak.OrtOneThreadGflops);
+        string root = Path.Combine(Path.GetTempPath(), "toolchain-bench-seeds-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var config = Config(spec, "reference", o.TrainSize, o.TrainBatch, spec.Maps);
+            var task = TaskRegistry.Get(spec.Task);
+            int examples = StepBins(config, task).Length * o.TrainBatch;
+            double gflop = StepFlops(config, task) / 1e9;
+            double oneSeed = double.NaN;
+            foreach (int count in o.SeedCounts)
+            {
+                var seeds = Enumerable.Range(1, count).Select(i => (ulong)i).ToList();
+                using var packed = new MultiSeedTrainer(config, seeds, Path.Combine(root, "packed-" + count));
+                var separate = seeds.Select(seed => new Trainer(config with { Seed = seed }, Path.Combine(root, $"separate-{count}-{seed}"))).ToList();
+                try
+                {
+                    var (p, sep, reps) = BenchMeasure.Interleaved(packed.BenchStep, () => { foreach (var t in separate) t.BenchStep(); }, o.MinSeconds, o.MinReps, longRun: o.LongRun);
+                    if (count == 1) oneSeed = examples / sep;
+                    var row = new SeedScalingRow(spec.Name, $"reference step ({StepBins(config, task).Length} bins)", count, p, sep, examples / p, examples * count / sep / count,
+                        sep / p, count * examples / p / oneSeed, count * gflop / p / peak1, reps);
+                    rows.Add(row);
+                    log(string.Create(Inv, $"seeds {count,2} packed: {p * 1e3,8:F1} ms/step, {row.PackedExamplesPerSecondPerSeed,6:F1} ex/s per seed; separate: {sep * 1e3,8:F1} ms, {row.SeparateExamplesPerSecondPerSeed,6:F1} ex/s per seed; packed/separate {row.PackedOverSeparate:F2}x; {row.PackedOverOneSeed:F2}x one seed's examples/s"));
+                }
+                finally
+                {
+                    foreach (var t in separate) t.Dispose();
+                }
+            }
+            return rows;
+        }
+        finally
+        {
+            torch.set_num_threads(before);
+            try { if (Directory.Exists(root)) Directory.Delete(root, recursive: true); } catch (IOException) { }
+        }
     }
 
     public static (List<TrainSpeedRow> Rows, TrainProfile? Profile) Run(BenchOptions o, PeakResult peak, Action<string> log)
@@ -179,9 +231,17 @@ public static class BenchTraining
     }
 
     /// <summary>The target of the issue "Training throughput": dngpu m=48's reference step at 40% of the one-thread peak.</summary>
-    public static List<TargetRow> Targets(List<TrainSpeedRow> rows)
+    public static List<TargetRow> Targets(List<TrainSpeedRow> rows, List<SeedScalingRow> seeds)
     {
         var t = new List<TargetRow>();
+        var multi = seeds.Where(r => r.Seeds > 1).ToList();
+        if (multi.Count > 0)
+        {
+            var worst = multi.MinBy(r => r.PackedOverSeparate)!;
+            t.Add(new TargetRow("seed_packing_cpu", "S seeds packed in one process train at least as fast per seed as S separate runs on the same thread (every S > 1)",
+                worst.PackedOverSeparate, worst.PackedOverSeparate >= 1.0,
+                string.Join("; ", multi.Select(r => string.Create(Inv, $"S = {r.Seeds}: {r.PackedOverSeparate:F2}x ({r.PackedExamplesPerSecondPerSeed:F1} vs {r.SeparateExamplesPerSecondPerSeed:F1} ex/s per seed)")))));
+        }
         var reference = rows.FirstOrDefault(r => r.Model.StartsWith("dngpu", StringComparison.Ordinal) && r.Step.StartsWith("reference", StringComparison.Ordinal) && !r.Path.Contains("baseline"));
         if (reference is not null)
         {
@@ -189,7 +249,7 @@ public static class BenchTraining
             t.Add(new TargetRow("training_fraction_of_peak", $"{reference.Model} {reference.Task}, {reference.Step}, one thread: >= 40% of the one-thread peak",
                 reference.FractionOfPeak, reference.FractionOfPeak >= 0.4,
                 string.Create(Inv, $"{reference.Gflops:F1} GFLOP/s, {reference.ExamplesPerSecond:F0} ex/s") +
-                (baseline is null ? "" : string.Create(Inv, $"; the conv1d baseline {baseline.Gflops:F1} GFLOP/s ({baseline.FractionOfPeak:P0}): {reference.SpeedupOverBaseline:F2}x faster"))));
+                (baseline is null ? "" : string.Create(Inv, $"; the conv1d baseline {baseline.Gflops:F1} GFLOP/s ({baseline.FractionOfPeak * 100:F0}%): {reference.SpeedupOverBaseline:F2}x faster"))));
         }
         return t;
     }
@@ -208,6 +268,16 @@ public static class BenchTraining
             L("| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
             foreach (var x in r.TrainingSpeed)
                 L(string.Create(Inv, $"| {x.Model} | {x.Task} | {x.Step} | {x.Path} | {x.Bins} x {x.Batch} | {x.SecondsPerStep * 1e3:F1} | {x.ExamplesPerSecond:F1} | {x.GflopPerStep:F2} | {x.Gflops:F1} | {x.FractionOfPeak * 100:F0}% | {(double.IsNaN(x.SpeedupOverBaseline) ? "-" : x.SpeedupOverBaseline.ToString("F2", Inv) + "x")} | {x.Reps} |"));
+        }
+        if (r.SeedScaling.Count > 0)
+        {
+            L("");
+            L("## Seeds packed in one process (`train --seeds`), one thread: against the same seeds as separate runs stepping in turn");
+            L("");
+            L("| model | step | seeds S | packed ms/step | separate ms/step | ex/s per seed, packed | ex/s per seed, separate | packed / separate | packed total / one seed | packed % of peak | reps |");
+            L("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            foreach (var x in r.SeedScaling)
+                L(string.Create(Inv, $"| {x.Model} | {x.Step} | {x.Seeds} | {x.PackedSecondsPerStep * 1e3:F1} | {x.SeparateSecondsPerStep * 1e3:F1} | {x.PackedExamplesPerSecondPerSeed:F1} | {x.SeparateExamplesPerSecondPerSeed:F1} | {x.PackedOverSeparate:F2}x | {x.PackedOverOneSeed:F2}x | {x.PackedFractionOfPeak * 100:F0}% | {x.Reps} |"));
         }
         if (r.TrainingProfile is { } p)
         {
