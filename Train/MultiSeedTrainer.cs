@@ -22,16 +22,23 @@ public sealed class MultiSeedTrainer : IDisposable
     private readonly Trainer[] _trainers;
 
     public MultiSeedTrainer(RunConfig config, IReadOnlyList<ulong> seeds, string outDir, TextWriter? log = null)
+        : this(config, seeds.Select(seed => (seed, SeedDirectory(outDir, seed))).ToList(), log)
     {
-        if (config.Arch != "dngpu" || !config.AllBins)
+    }
+
+    /// <summary>Seeds with a run folder each (the zoo's entries that differ only in their seed).</summary>
+    public MultiSeedTrainer(RunConfig config, IReadOnlyList<(ulong Seed, string Directory)> runs, TextWriter? log = null)
+    {
+        var seeds = runs.Select(r => r.Seed).ToList();
+        if (!CanPack(config))
             throw new ArgumentException($"--seeds packs dngpu models that train every bin each step (all_bins=true); this run is arch {config.Arch}, all_bins={config.AllBins.ToString().ToLowerInvariant()}: train one seed per process instead");
         if (seeds.Count == 0) throw new ArgumentException("--seeds: give at least one seed, e.g. --seeds 1,2,3,4");
         if (seeds.Distinct().Count() != seeds.Count) throw new ArgumentException($"--seeds: {string.Join(',', seeds)} repeats a seed; each seed trains once");
         var trainers = new List<Trainer>();
         try
         {
-            foreach (var seed in seeds)
-                trainers.Add(new Trainer(config with { Seed = seed }, SeedDirectory(outDir, seed), new PrefixedWriter(log ?? TextWriter.Null, $"seed {seed}: ")));
+            foreach (var (seed, dir) in runs)
+                trainers.Add(new Trainer(config with { Seed = seed }, dir, new PrefixedWriter(log ?? TextWriter.Null, $"seed {seed}: ")));
         }
         catch
         {
@@ -40,6 +47,9 @@ public sealed class MultiSeedTrainer : IDisposable
         }
         _trainers = [.. trainers];
     }
+
+    /// <summary>Whether seeds of this configuration can train packed: dngpu with all_bins.</summary>
+    public static bool CanPack(RunConfig config) => config.Arch == "dngpu" && config.AllBins;
 
     /// <summary>The folder of one seed's run: OUT/seed-N.</summary>
     public static string SeedDirectory(string outDir, ulong seed) => Path.Combine(outDir, "seed-" + seed.ToString(CultureInfo.InvariantCulture));

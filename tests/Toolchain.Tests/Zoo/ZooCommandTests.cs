@@ -66,6 +66,34 @@ public class ZooCommandTests
     }
 
     [Fact]
+    public void Packed_zoo_training_trains_the_seeds_of_one_recipe_together_into_their_own_runs()
+    {
+        using var tmp = new Toolchain.Tests.Evaluate.TempDir();
+        File.WriteAllText(tmp["zoo.yaml"], """
+            models:
+              - {name: ref-s1, task: badd, arch: dngpu, steps: 3, set: [seed=1, maps=6, train_length=3, batch_size=4]}
+              - {name: ref-s2, task: badd, arch: dngpu, steps: 3, set: [seed=2, maps=6, train_length=3, batch_size=4]}
+              - {name: other, task: badd, arch: dngpu, steps: 3, set: [seed=3, maps=9, train_length=3, batch_size=4]}
+              - {name: gru-copy, task: copy, arch: gru, preset: tiny, steps: 2}
+            """);
+        var entries = Toolchain.Cli.Commands.ZooCommand.Load(tmp["zoo.yaml"]);
+        Toolchain.Cli.Commands.ZooCommand.SeedGroups(entries, 1).Select(g => g.Select(e => e.Name)).Should()
+            .ContainSingle().Which.Should().Equal("ref-s1", "ref-s2");
+        string models = tmp["models"];
+        var (code, output, err) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--models", models, "--eval-minutes", "0.05", "--packed");
+        code.Should().Be(0, output + err);
+        output.Should().Contain("== ref-s1, ref-s2: training dngpu on badd to step 3, 2 seeds packed in one process")
+            .And.Contain("== other: training dngpu").And.Contain("== gru-copy: training gru");
+        output.Should().NotContain("== ref-s1: training").And.Contain("seed 2: step");
+        foreach (var (name, seed) in new[] { ("ref-s1", 1UL), ("ref-s2", 2UL) })
+        {
+            var ckpt = Toolchain.Train.Checkpoint.Load(Toolchain.Train.Checkpoint.InDirectory(Path.Combine(tmp.Path, "runs", name))[0]);
+            (ckpt.Config.Seed, Toolchain.Train.TrainerState.FromJson(ckpt.State).Step).Should().Be((seed, 3L));
+            File.Exists(Path.Combine(models, name + ".card.json")).Should().BeTrue();
+        }
+    }
+
+    [Fact]
     public void A_malformed_parity_entry_is_refused_with_the_file_and_line()
     {
         using var tmp = new Toolchain.Tests.Evaluate.TempDir();

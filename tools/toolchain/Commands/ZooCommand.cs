@@ -39,7 +39,8 @@ public static class ZooCommand
         var evalMinutes = new Option<double>("--eval-minutes") { Description = "grading budget per model (standard suite)", DefaultValueFactory = _ => 3 };
         var models = new Option<string>("--models") { Description = "where models, cards and reports go", DefaultValueFactory = _ => "models" };
         var regrade = new Option<bool>("--regrade") { Description = "grade the published models/NAME.onnx again (no training, no export) and update the measured part of its card" };
-        var cmd = new Command("zoo", "train, export, grade and describe the zoo models of zoo/zoo.yaml (resumable)") { file, only, noTrain, threads, evalMinutes, models, regrade };
+        var packed = new Option<bool>("--packed") { Description = "train the selected entries that differ only in their seed together, packed in one process (as train --seeds); the others one by one" };
+        var cmd = new Command("zoo", "train, export, grade and describe the zoo models of zoo/zoo.yaml (resumable)") { file, only, noTrain, threads, evalMinutes, models, regrade, packed };
         cmd.SetAction((r, token) =>
         {
             // a signal stops training after its step, with a checkpoint, and ends the zoo run there
@@ -60,6 +61,14 @@ public static class ZooCommand
             string outDir = r.GetValue(models)!;
             Directory.CreateDirectory(outDir);
             var failed = new List<string>();
+            var trained = new HashSet<string>();
+            if (r.GetValue(packed) && !r.GetValue(noTrain) && !r.GetValue(regrade))
+                foreach (var group in SeedGroups(entries, r.GetValue(threads)))
+                {
+                    if (cancel.IsCancellationRequested) break;
+                    TrainPacked(group, runs, r.GetValue(threads), w, cancel);
+                    trained.UnionWith(group.Select(g => g.Name));
+                }
             foreach (var e in entries)
             {
                 if (cancel.IsCancellationRequested) break;
@@ -69,7 +78,7 @@ public static class ZooCommand
                     if (!Regrade(e, outDir, r.GetValue(evalMinutes), w)) failed.Add(e.Name);
                     continue;
                 }
-                if (!r.GetValue(noTrain)) Train(e, runDir, r.GetValue(threads), w, cancel);
+                if (!r.GetValue(noTrain) && !trained.Contains(e.Name)) Train(e, runDir, r.GetValue(threads), w, cancel);
                 if (cancel.IsCancellationRequested || Checkpoint.InDirectory(runDir).Count == 0) continue;
                 if (!Publish(e, runDir, outDir, r.GetValue(evalMinutes), w)) failed.Add(e.Name);
             }
@@ -111,6 +120,25 @@ public static class ZooCommand
         using var trainer = new Trainer(config, runDir, w);
         trainer.TryResume();
         Cli.Line(w, $"== {e.Name}: training {e.Arch} on {e.Task} to step {e.Steps}");
+        trainer.Run(cancel);
+    }
+
+    /// <summary>The entries that differ only in their seed and can train packed (dngpu, all_bins), in groups of two or more.</summary>
+    public static List<List<ZooEntry>> SeedGroups(IReadOnlyList<ZooEntry> entries, int threads) =>
+        entries.Select(e => (Entry: e, Config: Config(e, threads)))
+            .Where(x => MultiSeedTrainer.CanPack(x.Config))
+            .GroupBy(x => x.Config with { Seed = 0 })
+            .Where(g => g.Count() > 1 && g.Select(x => x.Config.Seed).Distinct().Count() == g.Count())
+            .Select(g => g.Select(x => x.Entry).ToList())
+            .ToList();
+
+    private static void TrainPacked(List<ZooEntry> group, string runs, int threads, TextWriter w, CancellationToken cancel)
+    {
+        var config = Config(group[0], threads);
+        var members = group.Select(e => (Config(e, threads).Seed, Path.Combine(runs, e.Name))).ToList();
+        using var trainer = new MultiSeedTrainer(config, members, w);
+        trainer.TryResume();
+        Cli.Line(w, $"== {string.Join(", ", group.Select(e => e.Name))}: training {config.Arch} on {config.Task} to step {config.Steps}, {group.Count} seeds packed in one process");
         trainer.Run(cancel);
     }
 
