@@ -63,8 +63,11 @@ public sealed class MultiSeedTrainer : IDisposable
             var range = part.Split('-', StringSplitOptions.TrimEntries);
             bool Parse(string t, out ulong v) => ulong.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out v);
             if (range.Length == 1 && Parse(range[0], out ulong one)) seeds.Add(one);
-            else if (range.Length == 2 && Parse(range[0], out ulong lo) && Parse(range[1], out ulong hi) && lo <= hi && hi - lo < 1024)
+            else if (range.Length == 2 && Parse(range[0], out ulong lo) && Parse(range[1], out ulong hi) && lo <= hi)
+            {
+                if (hi - lo >= 1024) throw new ArgumentException($"--seeds: '{part}' is {hi - lo + 1} seeds; one process packs at most 1024");
                 for (ulong s = lo; s <= hi; s++) seeds.Add(s);
+            }
             else throw new ArgumentException($"--seeds: '{part}' is not a seed or a range of seeds; write e.g. --seeds 1,2,3,4 or --seeds 1-8");
         }
         if (seeds.Count == 0) throw new ArgumentException("--seeds: give at least one seed, e.g. --seeds 1,2,3,4");
@@ -105,7 +108,8 @@ public sealed class MultiSeedTrainer : IDisposable
         using var scope = torch.NewDisposeScope();
         var trainers = active.Select(i => _trainers[i]).ToList();
         var works = trainers.Select(t => t.Prepare()).ToList();
-        var generators = works.Select(w => new Generator((ulong)w.TorchSeed, torch.CPU)).ToList();
+        var device = trainers[0].Model.Device; // dropout and noise are drawn on the device, from a generator of that device
+        var generators = works.Select(w => new Generator((ulong)w.TorchSeed, device)).ToList();
         try
         {
             var models = trainers.Select(t => (ImprovedNeuralGpu)t.Model).ToList();

@@ -36,11 +36,12 @@ public static class ZooCommand
         var only = new Option<string?>("--only") { Description = "comma-separated model names (default: all)" };
         var noTrain = new Option<bool>("--no-train") { Description = "export and grade the runs as they are, without training further" };
         var threads = new Option<int>("--threads") { Description = "torch threads for training", DefaultValueFactory = _ => 1 };
+        var device = new Option<string>("--device") { Description = "training device: cpu or cuda (a run may move between them; see tools/gpu-train.sh)", DefaultValueFactory = _ => "cpu" };
         var evalMinutes = new Option<double>("--eval-minutes") { Description = "grading budget per model (standard suite)", DefaultValueFactory = _ => 3 };
         var models = new Option<string>("--models") { Description = "where models, cards and reports go", DefaultValueFactory = _ => "models" };
         var regrade = new Option<bool>("--regrade") { Description = "grade the published models/NAME.onnx again (no training, no export) and update the measured part of its card" };
         var packed = new Option<bool>("--packed") { Description = "train the selected entries that differ only in their seed together, packed in one process (as train --seeds); the others one by one" };
-        var cmd = new Command("zoo", "train, export, grade and describe the zoo models of zoo/zoo.yaml (resumable)") { file, only, noTrain, threads, evalMinutes, models, regrade, packed };
+        var cmd = new Command("zoo", "train, export, grade and describe the zoo models of zoo/zoo.yaml (resumable)") { file, only, noTrain, threads, evalMinutes, models, regrade, packed, device };
         cmd.SetAction((r, token) =>
         {
             // a signal stops training after its step, with a checkpoint, and ends the zoo run there
@@ -49,6 +50,8 @@ public static class ZooCommand
             var cancel = stop.Token;
             var w = r.InvocationConfiguration.Output;
             string zooFile = r.GetValue(file)!;
+            string dev = r.GetValue(device)!;
+            if (dev is not ("cpu" or "cuda")) throw new UserError($"--device must be cpu or cuda, not '{dev}'");
             var entries = Load(zooFile);
             var wanted = r.GetValue(only)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             if (wanted is not null)
@@ -63,10 +66,10 @@ public static class ZooCommand
             var failed = new List<string>();
             var trained = new HashSet<string>();
             if (r.GetValue(packed) && !r.GetValue(noTrain) && !r.GetValue(regrade))
-                foreach (var group in SeedGroups(entries, r.GetValue(threads)))
+                foreach (var group in SeedGroups(entries, r.GetValue(threads), dev))
                 {
                     if (cancel.IsCancellationRequested) break;
-                    TrainPacked(group, runs, r.GetValue(threads), w, cancel);
+                    TrainPacked(group, runs, r.GetValue(threads), dev, w, cancel);
                     trained.UnionWith(group.Select(g => g.Name));
                 }
             foreach (var e in entries)
@@ -78,7 +81,7 @@ public static class ZooCommand
                     if (!Regrade(e, outDir, r.GetValue(evalMinutes), w)) failed.Add(e.Name);
                     continue;
                 }
-                if (!r.GetValue(noTrain) && !trained.Contains(e.Name)) Train(e, runDir, r.GetValue(threads), w, cancel);
+                if (!r.GetValue(noTrain) && !trained.Contains(e.Name)) Train(e, runDir, r.GetValue(threads), dev, w, cancel);
                 if (cancel.IsCancellationRequested || Checkpoint.InDirectory(runDir).Count == 0) continue;
                 if (!Publish(e, runDir, outDir, r.GetValue(evalMinutes), w)) failed.Add(e.Name);
             }
@@ -110,13 +113,13 @@ public static class ZooCommand
         return list;
     }
 
-    public static RunConfig Config(ZooEntry e, int threads) =>
-        (RunConfig.Preset(e.Preset ?? RunConfig.DefaultPreset(e.Arch), e.Arch, e.Task) with { Steps = e.Steps, Threads = threads, KeepCheckpoints = 1 })
+    public static RunConfig Config(ZooEntry e, int threads, string device = "cpu") =>
+        (RunConfig.Preset(e.Preset ?? RunConfig.DefaultPreset(e.Arch), e.Arch, e.Task) with { Steps = e.Steps, Threads = threads, KeepCheckpoints = 1, Device = device })
             .With(e.Set).Validate();
 
-    private static void Train(ZooEntry e, string runDir, int threads, TextWriter w, CancellationToken cancel)
+    private static void Train(ZooEntry e, string runDir, int threads, string device, TextWriter w, CancellationToken cancel)
     {
-        var config = Config(e, threads);
+        var config = Config(e, threads, device);
         using var trainer = new Trainer(config, runDir, w);
         trainer.TryResume();
         Cli.Line(w, $"== {e.Name}: training {e.Arch} on {e.Task} to step {e.Steps}");
@@ -124,18 +127,18 @@ public static class ZooCommand
     }
 
     /// <summary>The entries that differ only in their seed and can train packed (dngpu, all_bins), in groups of two or more.</summary>
-    public static List<List<ZooEntry>> SeedGroups(IReadOnlyList<ZooEntry> entries, int threads) =>
-        entries.Select(e => (Entry: e, Config: Config(e, threads)))
+    public static List<List<ZooEntry>> SeedGroups(IReadOnlyList<ZooEntry> entries, int threads, string device = "cpu") =>
+        entries.Select(e => (Entry: e, Config: Config(e, threads, device)))
             .Where(x => MultiSeedTrainer.CanPack(x.Config))
             .GroupBy(x => x.Config with { Seed = 0 })
             .Where(g => g.Count() > 1 && g.Select(x => x.Config.Seed).Distinct().Count() == g.Count())
             .Select(g => g.Select(x => x.Entry).ToList())
             .ToList();
 
-    private static void TrainPacked(List<ZooEntry> group, string runs, int threads, TextWriter w, CancellationToken cancel)
+    private static void TrainPacked(List<ZooEntry> group, string runs, int threads, string device, TextWriter w, CancellationToken cancel)
     {
-        var config = Config(group[0], threads);
-        var members = group.Select(e => (Config(e, threads).Seed, Path.Combine(runs, e.Name))).ToList();
+        var config = Config(group[0], threads, device);
+        var members = group.Select(e => (Config(e, threads, device).Seed, Path.Combine(runs, e.Name))).ToList();
         using var trainer = new MultiSeedTrainer(config, members, w);
         trainer.TryResume();
         Cli.Line(w, $"== {string.Join(", ", group.Select(e => e.Name))}: training {config.Arch} on {config.Task} to step {config.Steps}, {group.Count} seeds packed in one process");
