@@ -38,6 +38,11 @@ public static class BenchTraining
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
+    /// <summary>A training step's first run is its warm-up however long it takes (it allocates every buffer of the
+    /// step: a packed 4-seed step took 10.5 s the first time and 6.4 s later), so training rows never take the
+    /// warm-up as the sample, as long inference runs do: at least MinReps steps are timed after it.</summary>
+    private const double TrainingWarmUp = double.PositiveInfinity;
+
     /// <summary>
     /// Floating-point operations of one training step, convolutions only:
     ///   3 x sum over the step's bins of <see cref="Bench.ConvFlops"/>(n_bin, batch)
@@ -88,7 +93,7 @@ public static class BenchTraining
                 var separate = seeds.Select(seed => new Trainer(config with { Seed = seed }, Path.Combine(root, $"separate-{count}-{seed}"))).ToList();
                 try
                 {
-                    var (p, sep, reps) = BenchMeasure.Interleaved(packed.BenchStep, () => { foreach (var t in separate) t.BenchStep(); }, o.MinSeconds, o.MinReps, longRun: o.LongRun);
+                    var (p, sep, reps) = BenchMeasure.Interleaved(packed.BenchStep, () => { foreach (var t in separate) t.BenchStep(); }, o.MinSeconds, o.MinReps, longRun: TrainingWarmUp);
                     if (count == 1) oneSeed = examples / sep;
                     var row = new SeedScalingRow(spec.Name, $"reference step ({StepBins(config, task).Length} bins)", count, p, sep, examples / p, examples * count / sep / count,
                         sep / p, count * examples / p / oneSeed, count * gflop / p / peak1, reps);
@@ -136,13 +141,13 @@ public static class BenchTraining
                     {
                         using var slow = new Trainer(config, Path.Combine(root, Guid.NewGuid().ToString("N")));
                         ((ImprovedNeuralGpu)slow.Model).BaselineStep = true;
-                        var (f, s, reps) = BenchMeasure.Interleaved(() => fast.BenchStep(), () => slow.BenchStep(), o.MinSeconds, o.MinReps, longRun: o.LongRun);
+                        var (f, s, reps) = BenchMeasure.Interleaved(() => fast.BenchStep(), () => slow.BenchStep(), o.MinSeconds, o.MinReps, longRun: TrainingWarmUp);
                         rows.Add(Row("channels-last (current)", f, s / f, reps));
                         rows.Add(Row("conv1d (baseline)", s, 1, reps));
                     }
                     else
                     {
-                        var (f, reps) = BenchMeasure.Repeat(() => fast.BenchStep(), o.MinSeconds, o.MinReps, longRun: o.LongRun);
+                        var (f, reps) = BenchMeasure.Repeat(() => fast.BenchStep(), o.MinSeconds, o.MinReps, longRun: TrainingWarmUp);
                         rows.Add(Row("current", f, double.NaN, reps));
                     }
                     foreach (var r in rows.Skip(rows.Count - (fast.Model is ImprovedNeuralGpu ? 2 : 1)))
