@@ -1,8 +1,10 @@
 """Prints a Markdown table of the length-generalization probes of training runs (metrics.jsonl "probe" lines):
 for each run, the last probe's sequence accuracy (symbol accuracy in brackets) at every probed size, and the
-best sequence accuracy any probe of the run reached at 2x or more.
+best sequence accuracy any probe of the run reached at 2x or more. The training size comes from each run's
+config.json (train_length); --train-size overrides it. Runs of different training sizes go in separate calls.
 
     python3 tools/experiments/probe-table.py zoo/experiments/size10/*/ [--train-size 10]
+    python3 tools/experiments/probe-table.py zoo/runs/dngpu-ref-badd-s*/
 """
 import json
 import os
@@ -10,7 +12,7 @@ import sys
 
 
 def main(argv):
-    train_size = 10
+    train_size = None
     if "--train-size" in argv:
         i = argv.index("--train-size")
         train_size = int(argv[i + 1])
@@ -33,8 +35,19 @@ def main(argv):
                     last_step = max(last_step, record["step"])
         for p in probes:
             sizes.update(int(s) for s in p["probe"])
+        config_path = os.path.join(run, "config.json")
+        if os.path.exists(config_path):
+            with open(config_path) as f:
+                run_size = json.load(f).get("train_length")
+            if train_size is None:
+                train_size = run_size
+            elif run_size is not None and run_size != train_size and "--train-size" not in sys.argv:
+                print(f"error: {run} trains at size {run_size}, the runs before it at {train_size}; table them separately", file=sys.stderr)
+                return 2
         rows.append((os.path.basename(os.path.normpath(run)), last_step, probes))
     sizes = sorted(sizes)
+    if train_size is None:
+        train_size = 10  # no config.json: the size-10 experiment's runs
     header = ["run", "steps", "probed at"] + [f"{s} ({s / train_size:g}x)" for s in sizes] + ["best seq at >= 2x (step)"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
