@@ -25,6 +25,8 @@ public sealed record EvalOptions
     /// <summary>Failure examples kept per (level, family), and first-wrong positions kept per (level, family).</summary>
     public int FailureCap { get; init; } = 20;
     public int FirstWrongCap { get; init; } = 1000;
+    /// <summary>Also write verdicts.jsonl: the verdict on every graded example (<see cref="VerdictFile"/>).</summary>
+    public bool Verdicts { get; init; }
 }
 
 /// <summary>
@@ -40,7 +42,7 @@ public static class Evaluator
     /// <summary>Every file a run writes in its folder. Anything else there is someone else's, and a run refuses the
     /// folder rather than overwrite it.</summary>
     public static readonly IReadOnlyList<string> RunFiles =
-        [PlanFile, UnitsFile, BreakPointFile, .. ReportWriter.Files, FolderLock.FileName];
+        [PlanFile, UnitsFile, BreakPointFile, .. ReportWriter.Files, VerdictFile.FileName, FolderLock.FileName];
 
     /// <summary>Refuses an output folder that is a file, or that holds anything but a run's own files: an eval
     /// writes into an empty folder, or (with --resume) continues its own run there.</summary>
@@ -271,6 +273,7 @@ public static class Evaluator
         var results = ReportBuilder.Build([plan], ReportBuilder.Model(model), new SuiteSection(o.Suite.Name, o.Suite.Hash, o.Suite.Seed, filter),
             RunInfo(runner, o.Shard.IsWhole ? null : o.Shard.ToString(), null), done.Values.ToList(), bp, notes);
         ReportWriter.WriteAll(o.OutDir, results, ReportBuilder.Failures([plan], done.Values, o.FailureCap));
+        if (o.Verdicts) VerdictFile.Write(o.OutDir, plan, done.Values, unitsPath);
         return results;
     }
 
@@ -280,7 +283,8 @@ public static class Evaluator
     private static string Show(List<string>? f) => f is null ? "all" : string.Join(",", f);
 
     public static RunSection RunInfo(OnnxRunner runner, string? shard, List<string>? mergedFrom) =>
-        new(runner.Provider, runner.Device, runner.Options.Threads, RunnerOptions.OptimizationName(runner.Options.Optimization), runner.Options.BatchTokens, shard, mergedFrom);
+        new(runner.Provider, runner.Device, runner.Options.Threads, RunnerOptions.OptimizationName(runner.Options.Optimization), runner.Options.BatchTokens, shard, mergedFrom,
+            runner.LoopChunk > 1 ? runner.LoopChunk : null, runner.Options.IoBinding ? true : null);
 
     /// <summary>The record of a unit that could not be graded (e.g. out of memory): no samples, and why.</summary>
     private static UnitRecord NotGraded(WorkUnit unit, string reason) => new()
@@ -308,12 +312,14 @@ public static class Evaluator
         long symbols = 0, correct = 0;
         var firstWrong = new List<int[]>();
         var failures = new List<FailureExample>();
+        var verdicts = new char[examples.Count];
         for (int i = 0; i < examples.Count; i++)
         {
             var e = examples[i];
             var c = CheckResult.Compare(e.Target, preds[i]);
             symbols += e.Length;
             correct += e.Length - c.WrongSymbols;
+            verdicts[i] = c.Correct ? '1' : '0';
             if (c.Correct) { exact++; continue; }
             int index = unit.From + i;
             if (firstWrong.Count < o.FirstWrongCap) firstWrong.Add([index, c.FirstWrongPosition]);
@@ -326,6 +332,7 @@ public static class Evaluator
             Key = unit.Key, Level = unit.Level, Family = unit.Family, From = unit.From, To = unit.To,
             Size = unit.Size, Length = unit.Length, Samples = examples.Count, Exact = exact,
             Symbols = symbols, SymbolsCorrect = correct, FirstWrong = firstWrong, Failures = failures, Seconds = secs,
+            Verdicts = new string(verdicts),
         };
     }
 

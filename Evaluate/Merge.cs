@@ -46,6 +46,9 @@ public static class Merger
         var results = ReportBuilder.Build(plans, shards[0].Results.Model, shards[0].Results.Suite, run, records.Values.ToList(), bp, []);
         Directory.CreateDirectory(outDir);
         ReportWriter.WriteAll(outDir, results, ReportBuilder.Failures(plans, records.Values, 20));
+        // the shards' verdicts are in their unit records; the merged file is the one an unsharded run writes
+        if (shards.Any(s => File.Exists(Path.Combine(s.Dir, VerdictFile.FileName))))
+            VerdictFile.Write(outDir, plans[0], records.Values, string.Join(", ", shards.Select(s => Path.Combine(s.Dir, Evaluator.UnitsFile))));
         return results;
     }
 }

@@ -72,7 +72,16 @@ public static class ModelIntake
         {
             // grading never reads the mental image: a model exported with `states` runs without it
             // (from the file when nothing is pruned: its external data, if any, is then found beside it)
-            runner = OnnxRunner.Open(Onnx.StatesPruning.WithoutStates(bytes), path, info.Task.Vocab.Count, options);
+            var edited = Onnx.StatesPruning.WithoutStates(bytes);
+            int chunk = 1;
+            if (options.LoopChunk > 1)
+            {
+                var chunked = Onnx.LoopChunking.Chunk(edited ?? bytes, options.LoopChunk, out string why);
+                if (chunked is null) options.Log?.Invoke($"notice: --loop-chunk {options.LoopChunk}: '{path}' runs as exported, {why}");
+                else (edited, chunk) = (chunked, options.LoopChunk);
+            }
+            runner = OnnxRunner.Open(edited, path, info.Task.Vocab.Count, options);
+            runner.LoopChunk = chunk;
         }
         catch (OnnxRuntimeException e)
         {

@@ -21,6 +21,16 @@ public sealed record RunnerOptions
     /// <summary>Most examples in one sub-batch.</summary>
     public int MaxBatch { get; init; } = 256;
 
+    /// <summary>Steps per iteration of the model's step Loop (<see cref="Onnx.LoopChunking"/>); 1 runs the Loop as
+    /// exported. Which is faster on CUDA is what tools/gpu-long.sh measures; the default stays 1 until it has.</summary>
+    public int LoopChunk { get; init; } = 1;
+
+    /// <summary>Run through an <see cref="OrtIoBinding"/>: the tokens bound as input and, on CUDA, the logits
+    /// bound to page-locked (pinned) host memory that the device copies into, instead of ONNX Runtime's plain
+    /// copy into the caller's buffer; on CPU the caller's buffers are bound. It changes how the input and the
+    /// output cross once per run, not the Loop's per-iteration work.</summary>
+    public bool IoBinding { get; init; }
+
     /// <summary>Where notices go (the CUDA fallback line); stderr in the command line.</summary>
     public Action<string>? Log { get; init; }
 
@@ -69,6 +79,10 @@ public sealed class OnnxRunner : IDisposable
 
     /// <summary>The device in words (CPU model name, or the CUDA device).</summary>
     public string Device { get; }
+
+    /// <summary>Steps per iteration of the step Loop as the session runs it: <see cref="RunnerOptions.LoopChunk"/>
+    /// when the Loop was chunked, else 1.</summary>
+    public int LoopChunk { get; internal set; } = 1;
 
     /// <summary>Total sub-batches run so far and examples run so far.</summary>
     public long Batches { get; private set; }
@@ -347,7 +361,8 @@ public sealed class OnnxRunner : IDisposable
             try
             {
                 BeforeRun?.Invoke(b, length);
-                _session.Run(_runOptions, InputNames, [input], OutputNames, [output]);
+                if (Options.IoBinding) RunBound(input, output, logits);
+                else _session.Run(_runOptions, InputNames, [input], OutputNames, [output]);
             }
             catch (OnnxRuntimeException e) when (!IsAllocationFailure(e.Message))
             {
@@ -356,6 +371,34 @@ public sealed class OnnxRunner : IDisposable
             }
         }
         return _logits.AsSpan(0, (int)logits);
+    }
+
+    private OrtIoBinding? _binding;
+    private OrtMemoryInfo? _pinned;
+
+    /// <summary>One run through the IO binding (<see cref="RunnerOptions.IoBinding"/>); the logits end up in
+    /// <see cref="_logits"/> either way.</summary>
+    private void RunBound(OrtValue input, OrtValue output, long logits)
+    {
+        _binding ??= _session.CreateIoBinding();
+        _binding.BindInput(InputNames[0], input);
+        if (Provider == "cuda")
+        {
+            // ONNX Runtime allocates the output in pinned host memory, which the device writes without a staging copy
+            _pinned ??= new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.CpuOutput);
+            _binding.BindOutputToDevice(OutputNames[0], _pinned);
+            _session.RunWithBinding(_runOptions, _binding);
+            _binding.SynchronizeBoundOutputs();
+            using var values = _binding.GetOutputValues();
+            values[0].GetTensorDataAsSpan<float>().CopyTo(_logits.AsSpan(0, (int)logits));
+        }
+        else
+        {
+            _binding.BindOutput(OutputNames[0], output);
+            _session.RunWithBinding(_runOptions, _binding);
+        }
+        _binding.ClearBoundInputs();
+        _binding.ClearBoundOutputs();
     }
 
     /// <summary>Index of the largest value (the first on ties); NaN never wins; -1 when all are NaN.</summary>
@@ -388,6 +431,8 @@ public sealed class OnnxRunner : IDisposable
     public void Dispose()
     {
         foreach (var member in _members) member.Dispose();
+        _binding?.Dispose();
+        _pinned?.Dispose();
         _session.Dispose();
         _options.Dispose();
         _runOptions.Dispose();

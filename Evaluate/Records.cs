@@ -71,6 +71,11 @@ public sealed record UnitRecord
     public required List<int[]> FirstWrong { get; init; }
     public required List<FailureExample> Failures { get; init; }
     public required double Seconds { get; init; }
+    /// <summary>The verdict on each example of the unit, one character per example in index order: '1' exactly right,
+    /// '0' wrong (what verdicts.jsonl is made of, so it survives --resume and merge). Null in records of older
+    /// versions and in units that were not graded.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Verdicts { get; init; }
     /// <summary>Why the unit was not graded (e.g. "out of memory at length 40,001 (batch 1)"; records of older runs
     /// start with "skipped: "); null when it ran.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -140,7 +145,11 @@ public sealed record EnsembleMember(string File, string Sha256, string Arch, str
 
 public sealed record SuiteSection(string Name, string Hash, ulong Seed, List<string>? LevelFilter);
 
-public sealed record RunSection(string Provider, string Device, int Threads, string GraphOptimization, long BatchTokens, string? Shard, List<string>? MergedFrom);
+/// <summary>How the model ran. <see cref="LoopChunk"/> (steps per iteration of a chunked step Loop, `eval --loop-chunk`)
+/// and <see cref="IoBinding"/> (`eval --io-binding`) are written only when used.</summary>
+public sealed record RunSection(string Provider, string Device, int Threads, string GraphOptimization, long BatchTokens, string? Shard, List<string>? MergedFrom,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? LoopChunk = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? IoBinding = null);
 
 public sealed record BudgetSection(double? Minutes, List<string> Trims);
 

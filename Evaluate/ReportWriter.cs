@@ -31,6 +31,8 @@ public static class ReportWriter
         sb.Append($"- model sha256 {M(r.Model.Sha256)}, trained at size {r.Model.TrainLength}\n");
         sb.Append($"- suite {M(r.Suite.Name)} (sha256 {M(r.Suite.Hash[..Math.Min(12, r.Suite.Hash.Length)])}, seed {r.Suite.Seed})\n");
         sb.Append($"- ran on {M(r.Run.Provider)} ({M(r.Run.Device)}), threads {(r.Run.Threads == 0 ? "default" : r.Run.Threads.ToString(CultureInfo.InvariantCulture))}, graph optimization {M(r.Run.GraphOptimization)}");
+        if (r.Run.LoopChunk is { } chunk) sb.Append($", step loop in chunks of {chunk} steps");
+        if (r.Run.IoBinding == true) sb.Append(", IO binding");
         if (r.Run.Shard is not null) sb.Append($", shard {M(r.Run.Shard)}");
         if (r.Run.MergedFrom is not null) sb.Append($", merged from {r.Run.MergedFrom.Count} shards");
         sb.Append($"\n- {M(r.Tool.Name)} {M(r.Tool.Version)}{(r.Tool.GitCommit is null ? "" : $" ({M(r.Tool.GitCommit)})")}\n\n");

@@ -1,63 +1,78 @@
 #!/usr/bin/env bash
-# gpu-check.sh: grade one zoo model with ONNX Runtime's CUDA provider and with the CPU provider, print the speedup.
+# gpu-check.sh: grade zoo models with ONNX Runtime's CUDA provider and with the CPU provider, and compare the two
+# runs example for example (`eval --verdicts`, `toolchain verdicts-diff`): every example must get the same verdict
+# on both. Reports tokens/s both ways per level (from each run's results.json timing entries).
 #
-# Expects a self-contained build of the command line (no .NET SDK needed on the GPU machine):
-#     dotnet publish tools/toolchain -c Release -r linux-x64 --self-contained -o out/toolchain
-# and the CUDA 13 + cuDNN 9 libraries. The pip `nvidia-*` packages of a PyTorch install count: set
-# CUDA_LIB_DIRS (colon-separated folders) or let the script find <python nvidia package>/*/lib.
-#
-# Usage: tools/gpu-check.sh [MODEL.onnx]   (default: the first models/*.onnx or zoo/**/*.onnx; else one is
-#        exported from a fresh tiny training run). Environment: TOOLCHAIN (default out/toolchain/toolchain),
-#        LEVELS (default 1x,10x,100x), SUITE (default quick), BUDGET_MINUTES per provider (default 3).
-# Fits in 8 minutes: each provider's run is capped by --budget-minutes, and `timeout` backs that up.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# Usage: tools/gpu-check.sh [MODEL.onnx ...]
+#   default models: models/dngpu-badd.onnx models/dngpu-bmul.onnx models/ngpu-reverse.onnx (those that exist), or
+#   CHECK_MODELS (space-separated).
+# Environment: TOOLCHAIN (default out/toolchain/toolchain, the self-contained build: dotnet publish tools/toolchain -c
+#   Release -r linux-x64 --self-contained -o out/toolchain), PROVIDER_A (default cuda), PROVIDER_B (default cpu),
+#   LEVELS (default 1x,10x,100x), SUITE (default quick), BUDGET_MINUTES per eval run (default 0.25; 0 = no budget),
+#   GPU_WORK (the folder for the runs, default a new temp folder), PYTHON, CUDA_LIB_DIRS (see tools/gpu-env.sh).
+# Writes GPU_WORK/check/MODEL/{A-PROVIDER,B-PROVIDER}/ (eval folders with verdicts.jsonl), their logs, diff.txt, and
+# GPU_WORK/check.md (the table). With PROVIDER_A=cpu PROVIDER_B=cpu it runs on any machine (the CPU-path test).
+# Each run is capped by --budget-minutes and `timeout` (budget + 45 s): 3 models x 2 providers take about 2.5 minutes.
+# Exit code: 0 every model got the same verdicts, 1 a verdict differs or a run failed, 2 bad setup.
+set -uo pipefail
+GPU_SCRIPT=gpu-check
+source "$(dirname "$0")/gpu-env.sh"
+cd "$gpu_root"
 
-TOOLCHAIN=${TOOLCHAIN:-out/toolchain/toolchain}
+PROVIDER_A=${PROVIDER_A:-cuda}
+PROVIDER_B=${PROVIDER_B:-cpu}
 LEVELS=${LEVELS:-1x,10x,100x}
 SUITE=${SUITE:-quick}
-BUDGET_MINUTES=${BUDGET_MINUTES:-3}
-fail() { echo "gpu-check: $*" >&2; exit 2; }
+BUDGET_MINUTES=${BUDGET_MINUTES:-0.25}
+for p in "$PROVIDER_A" "$PROVIDER_B"; do [[ $p == cpu || $p == cuda ]] || gpu_fail "provider '$p' is neither cpu nor cuda (PROVIDER_A, PROVIDER_B)"; done
+gpu_need_toolchain
+gpu_work
 
-[[ -x "$TOOLCHAIN" ]] || fail "no self-contained toolchain at $TOOLCHAIN; build it first: dotnet publish tools/toolchain -c Release -r linux-x64 --self-contained -o out/toolchain"
-
-# --- the CUDA libraries ---
-if [[ -z "${CUDA_LIB_DIRS:-}" ]]; then
-  if nv=$(python3 -c 'import nvidia,os;print(os.path.dirname(nvidia.__file__))' 2>/dev/null); then
-    CUDA_LIB_DIRS=$(find "$nv" -mindepth 2 -maxdepth 2 -type d -name lib 2>/dev/null | sort | paste -sd: -)
-  fi
+models=("$@")
+if [[ ${#models[@]} -eq 0 ]]; then read -ra models <<< "${CHECK_MODELS:-models/dngpu-badd.onnx models/dngpu-bmul.onnx models/ngpu-reverse.onnx}"; fi
+present=()
+for m in "${models[@]}"; do
+  if [[ -f $m ]]; then present+=("$m"); else echo "gpu-check: $m does not exist; left out"; fi
+done
+[[ ${#present[@]} -gt 0 ]] || gpu_fail "none of the models exists (${models[*]}); pass model files as arguments"
+if [[ $PROVIDER_A == cuda || $PROVIDER_B == cuda ]]; then
+  gpu_cuda_env
+  why=$(gpu_cuda_check) || gpu_fail "$why"
 fi
-if [[ -n "${CUDA_LIB_DIRS:-}" ]]; then export LD_LIBRARY_PATH="${CUDA_LIB_DIRS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; fi
-command -v nvidia-smi >/dev/null 2>&1 || fail "no nvidia-smi: this machine has no NVIDIA driver/GPU (CUDA missing); run it on a GPU machine"
-nvidia-smi -L >/dev/null 2>&1 || fail "nvidia-smi finds no GPU (CUDA missing)"
-have_lib() { ldconfig -p 2>/dev/null | grep -q "$1" && return 0; local d; IFS=: read -ra ds <<< "${LD_LIBRARY_PATH:-}"; for d in "${ds[@]}"; do compgen -G "$d/$1*" >/dev/null && return 0; done; return 1; }
-for lib in libcudart.so.13 libcublasLt.so.13 libcudnn.so.9; do
-  have_lib "$lib" || fail "CUDA missing: $lib not found in the loader cache or CUDA_LIB_DIRS/LD_LIBRARY_PATH (${CUDA_LIB_DIRS:-unset}); install CUDA 13 + cuDNN 9 (e.g. pip install torch with CUDA 13) or set CUDA_LIB_DIRS"
+
+dir=$GPU_WORK/check
+mkdir -p "$dir"
+printf 'provider_a=%s\nprovider_b=%s\nlevels=%s\nsuite=%s\nbudget_minutes=%s\n' "$PROVIDER_A" "$PROVIDER_B" "$LEVELS" "$SUITE" "$BUDGET_MINUTES" > "$dir/settings.txt"
+: > "$dir/models.txt"
+budget=()
+limit=900
+if [[ $BUDGET_MINUTES != 0 ]]; then
+  budget=(--budget-minutes "$BUDGET_MINUTES")
+  # the budget bounds the grading; the rest is the process, the session and the budget's own probes
+  limit=$(awk -v b="$BUDGET_MINUTES" 'BEGIN { printf "%d", b * 60 + 45 }')
+fi
+
+for model in "${present[@]}"; do
+  name=$(basename "$model" .onnx)
+  echo "$name" >> "$dir/models.txt"
+  mkdir -p "$dir/$name"
+  for side in A B; do
+    [[ $side == A ]] && provider=$PROVIDER_A || provider=$PROVIDER_B
+    run=$dir/$name/$side-$provider
+    rm -rf "$run"
+    echo "gpu-check: $name on $provider (run $side) ..."
+    timeout -k 10 "$limit" "$TOOLCHAIN" eval "$model" --provider "$provider" --suite "$SUITE" --levels "$LEVELS" "${budget[@]}" \
+      --verdicts --out "$run" > "$run.log" 2>&1
+    rc=$?
+    echo "$rc" > "$run.rc"
+    [[ $rc -eq 0 ]] || { echo "gpu-check: $name on $provider failed (exit $rc; timeout gives 124): $(grep -m1 'error:' "$run.log" || tail -n 1 "$run.log")"; }
+  done
+  "$TOOLCHAIN" verdicts-diff "$dir/$name/A-$PROVIDER_A" "$dir/$name/B-$PROVIDER_B" > "$dir/$name/diff.txt" 2>&1
+  echo $? > "$dir/$name/diff.rc"
+  echo "gpu-check: $name: $(head -n 1 "$dir/$name/diff.txt")"
 done
 
-# --- the model ---
-model=${1:-}
-if [[ -z "$model" ]]; then model=$(ls models/*.onnx 2>/dev/null | head -1 || true); fi
-if [[ -z "$model" ]]; then model=$(find zoo -name '*.onnx' 2>/dev/null | sort | head -1 || true); fi
-work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
-if [[ -z "$model" ]]; then
-  echo "gpu-check: no zoo model; training and exporting a small dngpu badd model"
-  timeout 120 "$TOOLCHAIN" train --task badd --arch dngpu --steps 50 --out "$work/run" >/dev/null
-  timeout 60 "$TOOLCHAIN" export "$work/run" --out "$work/model.onnx" >/dev/null
-  model="$work/model.onnx"
-fi
-echo "gpu-check: model $model, suite $SUITE, levels $LEVELS"
-
-run() { # provider -> seconds
-  local p=$1 start end
-  start=$(date +%s.%N)
-  timeout $(( BUDGET_MINUTES * 60 + 60 )) "$TOOLCHAIN" eval "$model" --provider "$p" --suite "$SUITE" --levels "$LEVELS" \
-      --budget-minutes "$BUDGET_MINUTES" --out "$work/eval-$p" > "$work/$p.log" 2>&1 || { cat "$work/$p.log" >&2; fail "eval --provider $p failed"; }
-  end=$(date +%s.%N)
-  awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }'
-}
-cuda=$(run cuda); grep -m1 "on cuda" "$work/cuda.log" || true
-cpu=$(run cpu)
-awk -v g="$cuda" -v c="$cpu" 'BEGIN { printf "gpu-check: cuda %.1f s, cpu %.1f s, speedup %.2fx\n", g, c, c / g }'
-diff <(grep -v '^reports in' "$work/cuda.log" | grep -E 'exact|case') <(grep -v '^reports in' "$work/cpu.log" | grep -E 'exact|case') >/dev/null \
-  && echo "gpu-check: same accuracies on both providers" || echo "gpu-check: WARNING accuracies differ between providers"
+"$PYTHON" tools/gpu-report.py check "$GPU_WORK" > "$GPU_WORK/check.md"
+rc=$?
+cat "$GPU_WORK/check.md"
+exit $rc

@@ -18,7 +18,7 @@ public partial class ReadmeTests
     [GeneratedRegex(@"(?<![\w.$-])/?((?:models|docs|tools|zoo|Suites|Train|Export|Evaluate|build|tests|\.ci|reports/bench)/[\w./-]*\w)")]
     private static partial Regex RepositoryPath();
 
-    [GeneratedRegex(@"^\s*(?:- run: )?toolchain ([a-z]+)", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^\s*(?:- run: )?toolchain ([a-z][a-z-]*)", RegexOptions.Multiline)]
     private static partial Regex ToolchainCommand();
 
     [Fact]

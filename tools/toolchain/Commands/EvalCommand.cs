@@ -35,9 +35,17 @@ public static class EvalCommand
         var bpSamples = new Option<int>("--break-point-samples") { Description = "random samples per break-point probe (plus one per hard family)", DefaultValueFactory = _ => 8 }.MustBeAtLeastOne();
         var bpMax = new Option<int?>("--break-point-max-size") { Description = "largest size the break-point search tries (default 10,000 x training size)" };
         var bpMinutes = new Option<double>("--break-point-minutes") { Description = "time limit of the break-point search", DefaultValueFactory = _ => 5 }.MustBePositive();
+        var verdicts = new Option<bool>("--verdicts") { Description = "also write verdicts.jsonl: the verdict on every graded example, to compare two runs with `toolchain verdicts-diff`" };
+        var loopChunk = new Option<int>("--loop-chunk")
+        {
+            Description = "run the model's step Loop K steps per iteration (same steps, fewer Loop iterations; 1: as exported)",
+            DefaultValueFactory = _ => 1,
+        }.MustBeAtLeastOne();
+        var ioBinding = new Option<bool>("--io-binding") { Description = "run through an ONNX Runtime IO binding (on CUDA the logits go to pinned host memory)" };
         var cmd = new Command("eval", "grade an ONNX model at 1x, 10x, 100x, 1000x its training size; writes results.json, failures.jsonl, summary.md, index.html")
         {
             model, ensemble, suite, levels, outDir, provider, threads, opt, batchTokens, budget, memory, shard, resume, task, trainLength, breakPoint, bpSamples, bpMax, bpMinutes,
+            verdicts, loopChunk, ioBinding,
         };
         cmd.SetAction(r =>
         {
@@ -59,6 +67,8 @@ public static class EvalCommand
                 Threads = r.GetValue(threads),
                 Optimization = RunnerOptions.ParseOptimization(r.GetValue(opt)!),
                 BatchTokens = r.GetValue(batchTokens),
+                LoopChunk = r.GetValue(loopChunk),
+                IoBinding = r.GetValue(ioBinding),
                 Log = line => Cli.Line(err, line),
             };
             var (info, runner) = members.Length > 1
@@ -67,6 +77,7 @@ public static class EvalCommand
             using (runner)
             {
                 Cli.Line(err, $"eval {info.Label} ({info.FileName}, trained at size {info.TrainLength}) with suite '{suiteDef.Name}' on {runner.Provider} ({runner.Device})" +
+                    (runner.LoopChunk > 1 ? $", step loop in chunks of {runner.LoopChunk} steps" : "") + (runnerOptions.IoBinding ? ", IO binding" : "") +
                     (shardSpec.IsWhole ? "" : $", shard {shardSpec}"));
                 var results = Evaluator.Run(info, runner, new EvalOptions
                 {
@@ -79,10 +90,11 @@ public static class EvalCommand
                     BreakPoint = r.GetValue(breakPoint),
                     BreakPointOptions = new BreakPointOptions { Samples = r.GetValue(bpSamples), MaxSize = r.GetValue(bpMax), Seconds = r.GetValue(bpMinutes) * 60 },
                     MemoryLimitBytes = r.GetValue(memory) is { } gb ? (long)(gb * 1024 * 1024 * 1024) : null,
+                    Verdicts = r.GetValue(verdicts),
                     Log = line => Cli.Line(err, line),
                 });
                 foreach (var line in Table(results)) Cli.Line(w, line);
-                Cli.Line(w, $"reports in {Path.GetFullPath(dir)} (results.json, failures.jsonl, summary.md, index.html)");
+                Cli.Line(w, $"reports in {Path.GetFullPath(dir)} (results.json, failures.jsonl, summary.md, index.html{(r.GetValue(verdicts) ? ", " + VerdictFile.FileName : "")})");
             }
             return 0;
         });
