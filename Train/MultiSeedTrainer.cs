@@ -54,7 +54,7 @@ public sealed class MultiSeedTrainer : IDisposable
     /// <summary>The folder of one seed's run: OUT/seed-N.</summary>
     public static string SeedDirectory(string outDir, ulong seed) => Path.Combine(outDir, "seed-" + seed.ToString(CultureInfo.InvariantCulture));
 
-    /// <summary>Parses "1,2,3,4" (or ranges "1-4") into distinct seeds.</summary>
+    /// <summary>Parses "1,2,3,4" (or ranges "1-4") into seeds.</summary>
     public static List<ulong> ParseSeeds(string text)
     {
         var seeds = new List<ulong>();
@@ -70,9 +70,7 @@ public sealed class MultiSeedTrainer : IDisposable
             }
             else throw new ArgumentException($"--seeds: '{part}' is not a seed or a range of seeds; write e.g. --seeds 1,2,3,4 or --seeds 1-8");
         }
-        if (seeds.Count == 0) throw new ArgumentException("--seeds: give at least one seed, e.g. --seeds 1,2,3,4");
-        if (seeds.Distinct().Count() != seeds.Count) throw new ArgumentException($"--seeds: '{text}' repeats a seed; each seed trains once");
-        return seeds;
+        return seeds; // an empty or repeating list is refused where every list is checked: the constructor
     }
 
     public IReadOnlyList<Trainer> Trainers => _trainers;

@@ -39,6 +39,7 @@ public sealed class Trainer : IDisposable
 {
     private readonly RunConfig _config;
     private readonly AlgorithmicTask _task;
+    private readonly Bin[] _bins; // the run's bins, fixed by its configuration
     private readonly string _dir;
     private readonly TextWriter _log;
     private readonly Device _device;
@@ -60,6 +61,7 @@ public sealed class Trainer : IDisposable
         _config = config.Validate();
         _task = TaskRegistry.Get(config.Task);
         CheckBinPadding(_config, _task);
+        _bins = TrainingBins(_config, _task);
         _dir = runDirectory;
         _log = log ?? TextWriter.Null;
         _device = ResolveDevice(config.Device);
@@ -265,7 +267,6 @@ public sealed class Trainer : IDisposable
     internal sealed class Session(Trainer trainer, FolderLock folderLock, StreamWriter metrics) : IDisposable
     {
         public TrainResult Result { get; } = new() { RunDirectory = trainer._dir };
-        public Bin[] Bins { get; } = TrainingBins(trainer._config, trainer._task);
         public StreamWriter Metrics => metrics;
         public Stopwatch Clock { get; } = Stopwatch.StartNew();
         public Stopwatch LogClock { get; } = Stopwatch.StartNew();
@@ -322,16 +323,15 @@ public sealed class Trainer : IDisposable
         long step = _state.Step, start = Stopwatch.GetTimestamp();
         var rng = Rng.For(_config.Seed, "data", (long)step);
         long torchSeed = (long)(Rng.StableHash(_config.Seed, "torch", (long)step) >> 1);
-        var bins = TrainingBins(_config, _task);
         Bin[] stepBins;
-        if (_config.AllBins) stepBins = bins;
+        if (_config.AllBins) stepBins = _bins;
         else if (_config.Curriculum)
         {
             int current = _state.CurriculumSize(_config);
             int size = rng.NextDouble() < _config.CurriculumRandomFraction ? rng.NextInt(_task.MinSize, _config.TrainLength) : current;
             stepBins = [new Bin(_task.LengthForSize(size), size, null)];
         }
-        else stepBins = [bins[rng.NextInt(bins.Length)]];
+        else stepBins = [_bins[rng.NextInt(_bins.Length)]];
         var batches = stepBins.Select(bin => Batch(bin, rng, _config.BatchSize, _config.TrainSetSize)).ToList();
         return new StepWork(step, stepBins, batches, stepBins[^1].Size, torchSeed, start, Stopwatch.GetTimestamp() - start);
     }
