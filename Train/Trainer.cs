@@ -456,9 +456,10 @@ public sealed class Trainer : IDisposable
         if (_config.ProbeEvery > 0 && (_state.Step % _config.ProbeEvery == 0 || last))
         {
             var probe = Probe();
-            session.Metrics.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { step = _state.Step, probe = probe.ToDictionary(p => p.Size.ToString(CultureInfo.InvariantCulture), p => new { sequence_accuracy = p.Seq, symbol_accuracy = p.Sym, samples = _config.ProbeSamples }) }));
+            session.Metrics.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { step = _state.Step, probe = probe.ToDictionary(p => p.Size.ToString(CultureInfo.InvariantCulture), ProbeRecord) }));
             _log.WriteLine($"probe  {_state.Step,6}  " + string.Join("  ", probe.Select(p => string.Create(CultureInfo.InvariantCulture,
-                $"size {p.Size} (x{p.Size / (double)_config.TrainLength:0.#}) seq {p.Seq * 100:F1}% sym {p.Sym * 100:F2}%"))));
+                $"size {p.Size} (x{p.Size / (double)_config.TrainLength:0.#}) seq {p.Seq * 100:F1}% sym {p.Sym * 100:F2}%") +
+                (p.DropoutSeq is { } d ? string.Create(CultureInfo.InvariantCulture, $" (dropout on: seq {d * 100:F1}%)") : ""))));
         }
         if (_state.Step % _config.CheckpointEvery == 0 || last) SaveCheckpoint();
         AfterStep?.Invoke(_state.Step);
@@ -474,11 +475,31 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Sequence and symbol accuracy of the model in inference mode on probe_samples random examples at
     /// each probe size. The examples depend on (seed, size) only, so every probe of a run sees the same ones.</summary>
-    public List<(int Size, double Seq, double Sym)> Probe()
+    /// <summary>One probe size's result. The accuracies are the inference model's (dropout off), as exported and graded;
+    /// <c>DropoutSeq</c>/<c>DropoutSym</c> are the same examples run as in training (dropout on, no gradient, one seeded
+    /// draw), measured only for a model that trains with dropout: a wide gap between the two means the weights work
+    /// only under the training noise.</summary>
+    public sealed record ProbeResult(int Size, double Seq, double Sym, double? DropoutSeq, double? DropoutSym);
+
+    /// <summary>A probe size's metrics.jsonl record; the dropout-on fields appear only where they were measured.</summary>
+    private Dictionary<string, object> ProbeRecord(ProbeResult p)
     {
-        var result = new List<(int, double, double)>();
+        var record = new Dictionary<string, object> { ["sequence_accuracy"] = p.Seq, ["symbol_accuracy"] = p.Sym, ["samples"] = _config.ProbeSamples };
+        if (p.DropoutSeq is { } seq && p.DropoutSym is { } sym)
+        {
+            record["dropout_sequence_accuracy"] = seq;
+            record["dropout_symbol_accuracy"] = sym;
+        }
+        return record;
+    }
+
+    /// <summary>Grades the model on <c>probe_samples</c> fresh examples at each probe size (a seed stream of their own).
+    /// Torch's global generator is reseeded for the dropout-on pass; every training step reseeds it before drawing.</summary>
+    public List<ProbeResult> Probe()
+    {
+        var result = new List<ProbeResult>();
         bool wasTraining = _model.training;
-        _model.eval();
+        bool dropout = _config.Dropout > 0 || _config.EmbedDropout > 0;
         try
         {
             foreach (int size in _config.ParseProbeSizes())
@@ -486,8 +507,16 @@ public sealed class Trainer : IDisposable
                 using var scope = torch.NewDisposeScope();
                 using var noGrad = torch.no_grad();
                 var (tokens, targets) = Batch(size, Rng.For(_config.Seed, "probe", size), _config.ProbeSamples);
+                _model.eval();
                 var (sym, seq) = Accuracy(_model.Run(tokens, keepStates: false).Logits, targets);
-                result.Add((size, seq, sym));
+                double? dropoutSeq = null, dropoutSym = null;
+                if (dropout)
+                {
+                    _model.train();
+                    torch.manual_seed((long)(Rng.StableHash(_config.Seed, "probe-dropout", size) >> 1));
+                    (dropoutSym, dropoutSeq) = Accuracy(_model.Run(tokens, keepStates: false).Logits, targets);
+                }
+                result.Add(new ProbeResult(size, seq, sym, dropoutSeq, dropoutSym));
             }
         }
         finally { _model.train(wasTraining); }

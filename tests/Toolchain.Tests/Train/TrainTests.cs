@@ -116,6 +116,35 @@ public class TrainTests : IDisposable
             resumed[i].Item2.Should().BeApproximately(expected[i].Item2, 1e-5);
     }
 
+    [Fact]
+    public void The_probe_also_grades_with_dropout_on_for_a_model_that_trains_with_it_and_does_not_disturb_training()
+    {
+        var config = Tiny("dngpu", "badd") with { Steps = 6, LogEvery = 1, CheckpointEvery = 6, Dropout = 0.5, EmbedClip = true, EmbedDropout = 0.5 };
+        List<(long, double)> plain, probed;
+        using (var t = new Trainer(config, Path.Combine(_dir, "plain"))) plain = t.Run().Losses;
+        var log = new StringWriter();
+        using (var t = new Trainer(config with { ProbeEvery = 2, ProbeSizes = "6,12" }, Path.Combine(_dir, "probed"), log))
+        {
+            probed = t.Run().Losses;
+            // the dropout-off result is the inference model's: the same weights without dropout grade the same
+            var eval = t.Probe();
+            using var noDropout = new Trainer(config with { Dropout = 0, EmbedDropout = 0, ProbeSizes = "6,12" }, Path.Combine(_dir, "copy"));
+            noDropout.Model.load_state_dict(t.Model.state_dict());
+            var reference = noDropout.Probe();
+            reference.Select(p => (p.Seq, p.Sym)).Should().Equal(eval.Select(p => (p.Seq, p.Sym)));
+            reference.Should().OnlyContain(p => p.DropoutSeq == null && p.DropoutSym == null, "a model without dropout has no dropout-on grade");
+            eval.Should().OnlyContain(p => p.DropoutSym >= 0 && p.DropoutSym <= 1 && p.DropoutSeq >= 0 && p.DropoutSeq <= p.DropoutSym);
+            eval.Should().Contain(p => p.DropoutSym != p.Sym, "half the candidate and input maps dropped changes some answers of an untrained model");
+        }
+        probed.Should().Equal(plain, "the probe's draws must not change the training run's");
+        var records = File.ReadAllLines(Path.Combine(_dir, "probed", "metrics.jsonl")).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!)
+            .Where(n => n["probe"] is not null).ToList();
+        records.Select(n => n["step"]!.GetValue<long>()).Should().Equal(2, 4, 6);
+        records[^1]["probe"]!["12"]!["dropout_sequence_accuracy"].Should().NotBeNull();
+        records[^1]["probe"]!["12"]!["dropout_symbol_accuracy"]!.GetValue<double>().Should().BeInRange(0, 1);
+        log.ToString().Should().Contain("(dropout on: seq ");
+    }
+
     [Theory]
     [InlineData(new[] { 1.0, 0.9, 0.8 }, false)]  // improving
     [InlineData(new[] { 0.5, 0.6, 0.7 }, true)]   // both later windows worse than the oldest
