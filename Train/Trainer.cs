@@ -477,8 +477,9 @@ public sealed class Trainer : IDisposable
     /// each probe size. The examples depend on (seed, size) only, so every probe of a run sees the same ones.</summary>
     /// <summary>One probe size's result. The accuracies are the inference model's (dropout off), as exported and graded;
     /// <c>DropoutSeq</c>/<c>DropoutSym</c> are the same examples run as in training (dropout on, no gradient, one seeded
-    /// draw), measured only for a model that trains with dropout: a wide gap between the two means the weights work
-    /// only under the training noise.</summary>
+    /// draw), measured only for a model that trains with dropout and at sizes up to twice the training size (where
+    /// training accuracy is comparable; longer ones would double the probe's time): a wide gap between the two means
+    /// the weights work only under the training noise.</summary>
     public sealed record ProbeResult(int Size, double Seq, double Sym, double? DropoutSeq, double? DropoutSym);
 
     /// <summary>A probe size's metrics.jsonl record; the dropout-on fields appear only where they were measured.</summary>
@@ -510,7 +511,7 @@ public sealed class Trainer : IDisposable
                 _model.eval();
                 var (sym, seq) = Accuracy(_model.Run(tokens, keepStates: false).Logits, targets);
                 double? dropoutSeq = null, dropoutSym = null;
-                if (dropout)
+                if (dropout && size <= 2 * _config.TrainLength)
                 {
                     _model.train();
                     torch.manual_seed((long)(Rng.StableHash(_config.Seed, "probe-dropout", size) >> 1));

@@ -141,7 +141,10 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
             for (int t = 0; t < k; t++) taps[t] = padded.narrow(2, t, n);
             return torch.cat(taps, 3).view(S, b * n, kIn);
         }
-        bool release = !torch.is_grad_enabled() && states is null && !training;
+        // Without an autograd graph or kept states (inference, or a probe run as in training) each step's
+        // intermediates are freed at the end of the step; kept to the caller's scope they grow as n^2 (a dropout-on
+        // probe at length 401 held about 20 GiB)
+        bool release = !torch.is_grad_enabled() && states is null;
         for (long step = 0; step < n; step++)
         {
             using var stepScope = release ? torch.NewDisposeScope() : null;
@@ -163,6 +166,7 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
             if (release)
             {
                 s = s.MoveToOuterDisposeScope();
+                if (training) saturation = saturation.MoveToOuterDisposeScope(); // [S] per step, freed with the caller's scope
                 if (step > 0) previous.Dispose();
             }
         }
@@ -205,9 +209,9 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
         if (mask is not null) s = s * mask;
         var states = keepStates ? new List<Tensor> { s.permute(0, 2, 1) } : null;
         long padding = _k / 2;
-        // Inference (no autograd graph, no states): each step's intermediates are freed at the end of the step
-        // instead of living until the caller's dispose scope ends, which made eager memory grow as n^2.
-        bool release = !torch.is_grad_enabled() && states is null && !training;
+        // No autograd graph, no states (inference, or a probe run as in training): each step's intermediates are
+        // freed at the end of the step instead of living until the caller's dispose scope ends (memory n^2).
+        bool release = !torch.is_grad_enabled() && states is null;
         for (long step = 0; step < n; step++)
         {
             using var stepScope = release ? torch.NewDisposeScope() : null;
@@ -225,6 +229,7 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
             if (release)
             {
                 s = s.MoveToOuterDisposeScope();
+                if (training) saturation = saturation.MoveToOuterDisposeScope();
                 if (step > 0) previous.Dispose(); // the previous step's state; the first one is the caller's embedding
             }
         }

@@ -68,9 +68,9 @@ public sealed class NeuralGpu : AlgorithmicModel
         var states = keepStates ? new List<Tensor> { StateImage(s) } : null;
         long[] padding = [_kh / 2, _kw / 2];
         int sets = ParameterSets;
-        // Inference (no autograd graph, no states): each step's intermediates are freed at the end of the step
-        // instead of living until the caller's dispose scope ends, which made eager memory grow as n^2.
-        bool release = !torch.is_grad_enabled() && states is null && !training;
+        // No autograd graph, no states (inference, or a probe run as in training): each step's intermediates are
+        // freed at the end of the step instead of living until the caller's dispose scope ends (memory n^2).
+        bool release = !torch.is_grad_enabled() && states is null;
         for (long step = 0; step < n; step++)
         {
             using var stepScope = release ? torch.NewDisposeScope() : null;

@@ -28,6 +28,32 @@ public class FastStepTests : IDisposable
     };
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_training_mode_pass_without_gradient_frees_each_step_and_computes_the_same(bool baseline)
+    {
+        // the probe's dropout-on pass: no autograd graph, so each step's intermediates are released at its end;
+        // the logits and the saturation cost (carried across the steps) must be those of the pass with a graph
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(3);
+        using var model = (ImprovedNeuralGpu)ModelRegistry.Create(Small(), TaskRegistry.Get("badd").Vocab.Count);
+        model.train();
+        model.BaselineStep = baseline;
+        var rng = Rng.For(9, "fast-step", 1);
+        var tokens = torch.tensor(Enumerable.Range(0, 4 * 13).Select(i => (long)(i % 13 >= 11 ? AlgorithmicTask.Pad : rng.NextInt(1, 3))).ToArray(), [4, 13]);
+        torch.manual_seed(11);
+        var graph = model.Run(tokens, keepStates: false);
+        ModelOutput free;
+        using (torch.no_grad())
+        {
+            torch.manual_seed(11);
+            free = model.Run(tokens, keepStates: false);
+        }
+        (free.Logits - graph.Logits.detach()).abs().max().item<float>().Should().Be(0);
+        free.Saturation!.item<float>().Should().Be(graph.Saturation!.item<float>()).And.BeGreaterThan(0);
+    }
+
+    [Theory]
     [InlineData("dngpu")]
     [InlineData("mean")]
     public void One_training_forward_and_backward_match_the_baseline_step(string mode)
