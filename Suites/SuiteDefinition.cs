@@ -39,7 +39,14 @@ public sealed record SuiteDefinition(
                 if (count > 0) counts.Add((family, count));
             }
             if (level.Exhaustive)
+            {
+                // every input of the size. A size that fits in binary but not in a task's wider digits takes the
+                // largest smaller size that fits (decimal tasks: the standard suite's size 4 has 10^8 operand
+                // pairs, size 3 has 10^6), and the resolved size says so; one too large even in binary is an error
+                if (Math.Pow(2, 2.0 * size) <= MaxExhaustive)
+                    while (size > task.MinSize && InputCount(task, size) > MaxExhaustive) size--;
                 counts = [("exhaustive", checked((int)ExhaustiveCount(task, size)))];
+            }
             result.Add(new ResolvedLevel(level.Name, size, (double)size / trainSize, level.Exhaustive, counts));
         }
         return result;
@@ -68,9 +75,12 @@ public sealed record SuiteDefinition(
     /// <summary>Largest number of instances an exhaustive level may enumerate.</summary>
     public const long MaxExhaustive = 1 << 22;
 
+    private static double InputCount(AlgorithmicTask task, int size) =>
+        task is ArithmeticTask a ? Math.Pow(a.Radix, 2.0 * size) : Math.Pow(2, size);
+
     public static long ExhaustiveCount(AlgorithmicTask task, int size)
     {
-        double count = task is ArithmeticTask a ? Math.Pow(a.Radix, 2.0 * size) : Math.Pow(2, size);
+        double count = InputCount(task, size);
         if (count > MaxExhaustive)
             throw new ArgumentOutOfRangeException(nameof(size), $"an exhaustive level of size {size} for task '{task.Name}' has {count:G3} instances, over the limit of {MaxExhaustive:N0}");
         return (long)count;

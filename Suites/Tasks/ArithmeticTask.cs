@@ -32,9 +32,6 @@ public abstract class ArithmeticTask : AlgorithmicTask
     public override IReadOnlyList<string> Vocab => _vocab;
     public override IReadOnlyList<string> Families => _families;
 
-    /// <summary>identity_a, identity_b and no_carry (2026-11-28) are graded where a suite names them, until the
-    /// zoo's arithmetic models are graded again with them.</summary>
-    public override IReadOnlyList<string> OptInFamilies => Operator == '+' ? ["identity_a", "identity_b", "no_carry"] : ["identity_a", "identity_b"];
     public override int LengthForSize(int size) => 2 * size + 1;
 
     public BigInteger Apply(BigInteger a, BigInteger b) => Operator == '+' ? a + b : a * b;
