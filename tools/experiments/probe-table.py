@@ -1,5 +1,6 @@
 """Prints a Markdown table of the length-generalization probes of training runs (metrics.jsonl "probe" lines):
-for each run, the last probe's sequence accuracy (symbol accuracy in brackets) at every probed size, and the
+for each run, the last probe's sequence accuracy (symbol accuracy in brackets; then the sequence accuracy with
+dropout on, where the probe measured it) at every probed size, and the
 best sequence accuracy any probe of the run reached at 2x or more. The training size comes from each run's
 config.json (train_length); --train-size overrides it. Runs of different training sizes go in separate calls.
 
@@ -59,7 +60,10 @@ def main(argv):
         cells = []
         for s in sizes:
             p = last["probe"].get(str(s))
-            cells.append("-" if p is None else f"{p['sequence_accuracy'] * 100:.0f}% ({p['symbol_accuracy'] * 100:.1f}%)")
+            cell = "-" if p is None else f"{p['sequence_accuracy'] * 100:.0f}% ({p['symbol_accuracy'] * 100:.1f}%)"
+            if p is not None and "dropout_sequence_accuracy" in p:
+                cell += f", dropout on {p['dropout_sequence_accuracy'] * 100:.0f}%"
+            cells.append(cell)
         best, best_step = -1.0, None
         for p in probes:
             for s, v in p["probe"].items():

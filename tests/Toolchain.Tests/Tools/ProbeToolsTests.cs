@@ -1,0 +1,62 @@
+using System.Diagnostics;
+using Toolchain.Tests.Evaluate;
+using Toolchain.Tests.Zoo;
+
+namespace Toolchain.Tests.Tools;
+
+/// <summary>tools/experiments/probe_plot.py and probe-table.py on a made-up run: every series is in the legend,
+/// a step that was never probed has no point, the dropout-on figures appear only where a probe measured them,
+/// and a folder without metrics is one error line.</summary>
+public class ProbeToolsTests
+{
+    private static string? OnPath(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
+            .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
+
+    private static (int Code, string Out, string Err) Python(params string[] args)
+    {
+        var psi = new ProcessStartInfo(OnPath("python3")!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(60_000)) { p.Kill(true); throw new TimeoutException(string.Join(" ", args)); }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [SkippableFact]
+    public void The_probe_plot_and_table_show_both_modes_where_measured_and_no_point_where_nothing_was()
+    {
+        Skip.If(OnPath("python3") is null, "no python3 on PATH");
+        string tools = Path.Combine(ZooTests.RepoRoot(), "tools", "experiments");
+        using var tmp = new TempDir();
+        string run = tmp["run-a"];
+        Directory.CreateDirectory(run);
+        File.WriteAllText(Path.Combine(run, "config.json"), "{\"train_length\": 20}");
+        File.WriteAllLines(Path.Combine(run, "metrics.jsonl"),
+        [
+            "{\"step\": 100, \"size\": 20, \"loss\": 0.5, \"symbol_accuracy\": 0.8, \"sequence_accuracy\": 0.25}",
+            "{\"step\": 200, \"size\": 20, \"loss\": 0.4, \"symbol_accuracy\": 0.9, \"sequence_accuracy\": 0.75}",
+            "{\"step\":200,\"probe\":{\"20\":{\"sequence_accuracy\":0.5,\"symbol_accuracy\":0.9,\"samples\":32},\"40\":{\"sequence_accuracy\":0,\"symbol_accuracy\":0.8,\"samples\":32}}}",
+            "{\"step\":600,\"probe\":{\"20\":{\"sequence_accuracy\":0.03125,\"symbol_accuracy\":0.9,\"samples\":32,\"dropout_sequence_accuracy\":0.9375,\"dropout_symbol_accuracy\":0.99}}}",
+        ]);
+        string svg = tmp["probes.svg"];
+        var plot = Python(Path.Combine(tools, "probe_plot.py"), "--out", svg, run);
+        plot.Code.Should().Be(0, plot.Err);
+        string text = File.ReadAllText(svg);
+        foreach (var label in new[] { "run-a: training batch, size 20, dropout on", "run-a: probe size 20 (1x), inference", "run-a: probe size 20 (1x), dropout on", "run-a: probe size 40 (2x), inference" })
+            text.Should().Contain(label.Split(' ')[0]).And.Contain(label.Split(", ")[^1]);
+        // the 1x inference series has the two probed steps and nothing at the unprobed step 400
+        System.Text.RegularExpressions.Regex.Matches(text, "<circle ").Count.Should().Be(3, "two probes at 1x and one at 2x");
+        System.Text.RegularExpressions.Regex.Matches(text, "<rect x=\"[^\"]+\" y=\"[^\"]+\" width=\"5\"").Count.Should().Be(1, "dropout on was measured once");
+        File.Exists(svg + ".tmp").Should().BeFalse();
+
+        var table = Python(Path.Combine(tools, "probe-table.py"), run);
+        table.Code.Should().Be(0, table.Err);
+        table.Out.Should().Contain("| run-a | 200 | 600 | 3% (90.0%), dropout on 94% | - | 0% (200) |");
+
+        var missing = Python(Path.Combine(tools, "probe_plot.py"), "--out", svg, tmp["nothing"]);
+        missing.Code.Should().Be(2);
+        missing.Err.Trim().Should().StartWith("error: ").And.Contain("metrics.jsonl").And.NotContain("Traceback");
+    }
+}
