@@ -298,7 +298,11 @@ public sealed class Trainer : IDisposable
             Directory.CreateDirectory(_dir);
             AtomicFile.Write(Path.Combine(_dir, "config.json"), _config.ToJson());
             if (Checkpoint.InDirectory(_dir).Count == 0) SaveCheckpoint();
-            var metrics = new StreamWriter(Path.Combine(_dir, "metrics.jsonl"), append: true) { AutoFlush = true, NewLine = "\n" };
+            string metricsPath = Path.Combine(_dir, "metrics.jsonl");
+            int dropped = TrimMetrics(metricsPath, _state.Step);
+            if (dropped > 0)
+                _log.WriteLine($"resume: {dropped} line(s) of metrics.jsonl past step {_state.Step} dropped (logged before a kill, after the last checkpoint; those steps train again)");
+            var metrics = new StreamWriter(metricsPath, append: true) { AutoFlush = true, NewLine = "\n" };
             return new Session(this, folderLock, metrics);
         }
         catch
@@ -316,6 +320,34 @@ public sealed class Trainer : IDisposable
     /// <summary>What a step's forward pass gave: the loss to differentiate and what the log and schedules need.</summary>
     internal sealed record StepLoss(Tensor Loss, double CrossEntropy, bool Finite, double Sym, double Seq, double WrongFraction, int Size, int Examples,
         long BackwardTimestamp);
+
+    /// <summary>A run killed between checkpoints has logged steps that its resume trains again: the metrics log keeps
+    /// only the lines up to <paramref name="step"/> (and drops a last line cut off mid-write), so every step is in it
+    /// once. Rewritten atomically, and only when something is dropped; returns how many lines were.</summary>
+    public static int TrimMetrics(string path, long step)
+    {
+        if (!File.Exists(path)) return 0;
+        string text = File.ReadAllText(path);
+        var lines = text.Split('\n').ToList();
+        bool cut = text.Length > 0 && !text.EndsWith('\n');
+        if (lines[^1].Length == 0) lines.RemoveAt(lines.Count - 1);
+        var kept = new List<string>();
+        for (int i = 0; i < lines.Count; i++)
+        {
+            long? lineStep;
+            try { lineStep = System.Text.Json.Nodes.JsonNode.Parse(lines[i])?["step"]?.GetValue<long>(); }
+            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException)
+            {
+                if (cut && i == lines.Count - 1) continue; // the half-written last line
+                lineStep = null;                            // not ours to judge: kept as it is
+            }
+            if (lineStep > step) continue;
+            kept.Add(lines[i]);
+        }
+        int dropped = lines.Count - kept.Count;
+        if (dropped > 0) AtomicFile.Write(path, string.Concat(kept.Select(l => l + "\n")));
+        return dropped;
+    }
 
     /// <summary>The bins and batches of the current step.</summary>
     internal StepWork Prepare()

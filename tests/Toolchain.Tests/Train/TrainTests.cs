@@ -117,6 +117,26 @@ public class TrainTests : IDisposable
     }
 
     [Fact]
+    public void A_resume_after_a_kill_keeps_each_step_once_in_the_metrics_log()
+    {
+        var config = Tiny("dngpu", "copy") with { Steps = 6, LogEvery = 1, CheckpointEvery = 4 };
+        using (var t = new Trainer(config, _dir)) t.Run();
+        File.Delete(Path.Combine(_dir, Checkpoint.FileName(6)));  // killed after logging steps 5 and 6, before their checkpoint
+        string path = Path.Combine(_dir, "metrics.jsonl");
+        File.AppendAllText(path, "{\"step\": 7, \"lo");              // and in the middle of a line
+        var log = new StringWriter();
+        using (var t = new Trainer(config with { Steps = 8 }, _dir, log))
+        {
+            t.TryResume().Should().BeTrue();
+            t.Run();
+        }
+        var steps = File.ReadAllLines(path).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!["step"]!.GetValue<long>()).ToList();
+        steps.Should().Equal(1, 2, 3, 4, 5, 6, 7, 8);
+        log.ToString().Should().Contain("resume: 3 line(s) of metrics.jsonl past step 4 dropped");
+        Trainer.TrimMetrics(path, 8).Should().Be(0, "nothing past the last step: the file is left alone");
+    }
+
+    [Fact]
     public void The_probe_also_grades_with_dropout_on_for_a_model_that_trains_with_it_and_does_not_disturb_training()
     {
         var config = Tiny("dngpu", "badd") with { Steps = 6, LogEvery = 1, CheckpointEvery = 6, Dropout = 0.5, EmbedClip = true, EmbedDropout = 0.5 };
