@@ -11,7 +11,7 @@ public class VerdictTests
 {
     private static string ZooModel(string name) => Path.Combine(ZooTests.RepoRoot(), "models", name + ".onnx");
 
-    // the zoo's dngpu-badd at 1x of the quick suite: 32 examples in 9 families, one of them wrong (a carry chain)
+    // the zoo's dngpu-badd at 1x of the quick suite: 38 examples in 12 families, one of them wrong (a carry chain)
     private static readonly string[] Quick1x = ["--suite", "quick", "--levels", "1x", "--provider", "cpu", "--verdicts"];
 
     private static List<JsonNode> Lines(string dir) =>
@@ -38,9 +38,9 @@ public class VerdictTests
             bits.Count(c => c == '1').Should().Be(family["exact"]!.GetValue<int>(), name);
         }
         string all = string.Concat(lines.Select(l => l["verdicts"]!.GetValue<string>()));
-        all.Should().HaveLength(32).And.Contain("0", "the zoo model gets a carry chain wrong at 1x").And.Contain("1");
+        all.Should().HaveLength(16 + 11 * 2).And.Contain("0", "the zoo model gets a carry chain wrong at 1x").And.Contain("1");
 
-        // stopped after 4 of the 9 units, then resumed from the command line: the same file, byte for byte
+        // stopped after 4 of the 12 units, then resumed from the command line: the same file, byte for byte
         using var cts = new CancellationTokenSource();
         int units = 0;
         var (info, runner) = ModelIntake.Open(model, null, null, new RunnerOptions { Provider = ProviderChoice.Cpu });
@@ -69,7 +69,7 @@ public class VerdictTests
 
         var diff = CliRunner.InProcess("verdicts-diff", tmp["whole"], tmp["merged/" + VerdictFile.FileName]);
         diff.Code.Should().Be(0, diff.Err);
-        diff.Out.Trim().Should().Be("verdicts: 32 examples in both files; 0 differ");
+        diff.Out.Trim().Should().Be("verdicts: 38 examples in both files; 0 differ");
 
         // without --verdicts no file is written, and merging such shards writes none either
         CliRunner.InProcess("eval", model, "--suite", "quick", "--levels", "1x", "--provider", "cpu", "--out", tmp["plain"]).Code.Should().Be(0);
