@@ -9,7 +9,8 @@ namespace Toolchain.Tests.Bench;
 /// every section of gpu.md is there and the two providers' verdicts were compared example for example.</summary>
 public class GpuScriptTests
 {
-    private static string? OnPath(string program) =>
+    /// <summary>The full path of a program on PATH, or null.</summary>
+    internal static string? OnPath(string program) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
             .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
 

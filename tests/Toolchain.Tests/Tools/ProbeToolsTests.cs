@@ -9,9 +9,7 @@ namespace Toolchain.Tests.Tools;
 /// and a folder without metrics is one error line.</summary>
 public class ProbeToolsTests
 {
-    private static string? OnPath(string program) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
-            .Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
+    private static string? OnPath(string program) => Toolchain.Tests.Bench.GpuScriptTests.OnPath(program);
 
     private static (int Code, string Out, string Err) Python(params string[] args)
     {
