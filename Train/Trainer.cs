@@ -264,27 +264,57 @@ public sealed class Trainer : IDisposable
     public bool Finished => _state.Step >= _config.Steps;
 
     /// <summary>A run in progress: its folder lock, metrics file, clocks and the running sums of the progress line.</summary>
-    internal sealed class Session(Trainer trainer, FolderLock folderLock, StreamWriter metrics) : IDisposable
+    internal sealed class Session : IDisposable
     {
-        public TrainResult Result { get; } = new() { RunDirectory = trainer._dir };
-        public StreamWriter Metrics => metrics;
+        private readonly Trainer _trainer;
+        private readonly FolderLock _folderLock;
+        private StreamWriter _metrics;
+
+        public Session(Trainer trainer, FolderLock folderLock, string why)
+        {
+            (_trainer, _folderLock) = (trainer, folderLock);
+            Result = new() { RunDirectory = trainer._dir };
+            StartStep = trainer._state.Step;
+            _metrics = OpenMetrics(why);
+        }
+
+        public TrainResult Result { get; }
+        public StreamWriter Metrics => _metrics;
         public Stopwatch Clock { get; } = Stopwatch.StartNew();
         public Stopwatch LogClock { get; } = Stopwatch.StartNew();
-        public long StartStep { get; } = trainer._state.Step;
+        public long StartStep { get; }
         public long ExamplesSinceLog, LogCount;
         public double LossSum, SymSum, SeqSum;
+
+        /// <summary>The trainer went back to a checkpoint (a NaN recovery): the metrics log drops what it logged past
+        /// it, as at a resume, so the steps trained again are logged once.</summary>
+        public void Rewound(string why)
+        {
+            _metrics.Dispose();
+            _metrics = OpenMetrics(why);
+        }
+
+        private StreamWriter OpenMetrics(string why)
+        {
+            string path = Path.Combine(_trainer._dir, "metrics.jsonl");
+            long step = _trainer._state.Step;
+            int dropped = TrimMetrics(path, step);
+            if (dropped > 0)
+                _trainer._log.WriteLine($"{why}: {dropped} line(s) of metrics.jsonl past step {step} dropped (logged after the checkpoint that training went back to; those steps train again)");
+            return new StreamWriter(path, append: true) { AutoFlush = true, NewLine = "\n" };
+        }
 
         /// <summary>Ends the run: a checkpoint when it was stopped before its last step.</summary>
         public TrainResult Stop(bool cancelled)
         {
-            if (cancelled) trainer.SaveCheckpoint();
+            if (cancelled) _trainer.SaveCheckpoint();
             return Result;
         }
 
         public void Dispose()
         {
-            metrics.Dispose();
-            folderLock.Dispose();
+            _metrics.Dispose();
+            _folderLock.Dispose();
         }
     }
 
@@ -298,12 +328,7 @@ public sealed class Trainer : IDisposable
             Directory.CreateDirectory(_dir);
             AtomicFile.Write(Path.Combine(_dir, "config.json"), _config.ToJson());
             if (Checkpoint.InDirectory(_dir).Count == 0) SaveCheckpoint();
-            string metricsPath = Path.Combine(_dir, "metrics.jsonl");
-            int dropped = TrimMetrics(metricsPath, _state.Step);
-            if (dropped > 0)
-                _log.WriteLine($"resume: {dropped} line(s) of metrics.jsonl past step {_state.Step} dropped (logged before a kill, after the last checkpoint; those steps train again)");
-            var metrics = new StreamWriter(metricsPath, append: true) { AutoFlush = true, NewLine = "\n" };
-            return new Session(this, folderLock, metrics);
+            return new Session(this, folderLock, "resume");
         }
         catch
         {
@@ -321,9 +346,9 @@ public sealed class Trainer : IDisposable
     internal sealed record StepLoss(Tensor Loss, double CrossEntropy, bool Finite, double Sym, double Seq, double WrongFraction, int Size, int Examples,
         long BackwardTimestamp);
 
-    /// <summary>A run killed between checkpoints has logged steps that its resume trains again: the metrics log keeps
-    /// only the lines up to <paramref name="step"/> (and drops a last line cut off mid-write), so every step is in it
-    /// once. Rewritten atomically, and only when something is dropped; returns how many lines were.</summary>
+    /// <summary>A run that goes back to a checkpoint (a resume after a kill, a NaN recovery) has logged steps that it
+    /// trains again: the metrics log keeps only the lines up to <paramref name="step"/> (and drops a last line cut off
+    /// mid-write), so every step is in it once. Rewritten atomically, and only when something is dropped; returns how many lines were.</summary>
     public static int TrimMetrics(string path, long step)
     {
         if (!File.Exists(path)) return 0;
@@ -491,7 +516,7 @@ public sealed class Trainer : IDisposable
             session.Metrics.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { step = _state.Step, probe = probe.ToDictionary(p => p.Size.ToString(CultureInfo.InvariantCulture), ProbeRecord) }));
             _log.WriteLine($"probe  {_state.Step,6}  " + string.Join("  ", probe.Select(p => string.Create(CultureInfo.InvariantCulture,
                 $"size {p.Size} (x{p.Size / (double)_config.TrainLength:0.#}) seq {p.Seq * 100:F1}% sym {p.Sym * 100:F2}%") +
-                (p.DropoutSeq is { } d ? string.Create(CultureInfo.InvariantCulture, $" (dropout on: seq {d * 100:F1}%)") : ""))));
+                (p.Dropout is { } d ? string.Create(CultureInfo.InvariantCulture, $" (dropout on: seq {d.Seq * 100:F1}%)") : ""))));
         }
         if (_state.Step % _config.CheckpointEvery == 0 || last) SaveCheckpoint();
         AfterStep?.Invoke(_state.Step);
@@ -503,22 +528,21 @@ public sealed class Trainer : IDisposable
         string msg = RecoverFromNaN(step);
         session.Result.Events.Add(msg);
         _log.WriteLine(msg);
+        session.Rewound("NaN recovery");
     }
 
-    /// <summary>Sequence and symbol accuracy of the model in inference mode on probe_samples random examples at
-    /// each probe size. The examples depend on (seed, size) only, so every probe of a run sees the same ones.</summary>
-    /// <summary>One probe size's result. The accuracies are the inference model's (dropout off), as exported and graded;
-    /// <c>DropoutSeq</c>/<c>DropoutSym</c> are the same examples run as in training (dropout on, no gradient, one seeded
-    /// draw), measured only for a model that trains with dropout and at sizes up to twice the training size (where
-    /// training accuracy is comparable; longer ones would double the probe's time): a wide gap between the two means
-    /// the weights work only under the training noise.</summary>
-    public sealed record ProbeResult(int Size, double Seq, double Sym, double? DropoutSeq, double? DropoutSym);
+    /// <summary>One probe size's result. <c>Seq</c>/<c>Sym</c> are the inference model's (dropout off), as exported and
+    /// graded; <c>Dropout</c> is the same examples run as in training (dropout on, no gradient, one seeded draw),
+    /// measured only for a model that trains with dropout and at sizes up to twice the training size (where training
+    /// accuracy is comparable; longer ones would double the probe's time): a wide gap between the two means the
+    /// weights work only under the training noise.</summary>
+    public sealed record ProbeResult(int Size, double Seq, double Sym, (double Seq, double Sym)? Dropout);
 
     /// <summary>A probe size's metrics.jsonl record; the dropout-on fields appear only where they were measured.</summary>
     private Dictionary<string, object> ProbeRecord(ProbeResult p)
     {
         var record = new Dictionary<string, object> { ["sequence_accuracy"] = p.Seq, ["symbol_accuracy"] = p.Sym, ["samples"] = _config.ProbeSamples };
-        if (p.DropoutSeq is { } seq && p.DropoutSym is { } sym)
+        if (p.Dropout is var (seq, sym))
         {
             record["dropout_sequence_accuracy"] = seq;
             record["dropout_symbol_accuracy"] = sym;
@@ -526,8 +550,9 @@ public sealed class Trainer : IDisposable
         return record;
     }
 
-    /// <summary>Grades the model on <c>probe_samples</c> fresh examples at each probe size (a seed stream of their own).
-    /// Torch's global generator is reseeded for the dropout-on pass; every training step reseeds it before drawing.</summary>
+    /// <summary>Sequence and symbol accuracy on <c>probe_samples</c> random examples at each probe size. The examples
+    /// depend on (seed, size) only, so every probe of a run sees the same ones. Torch's global generator is reseeded
+    /// for the dropout-on pass; every training step reseeds it before drawing.</summary>
     public List<ProbeResult> Probe()
     {
         var result = new List<ProbeResult>();
@@ -542,14 +567,15 @@ public sealed class Trainer : IDisposable
                 var (tokens, targets) = Batch(size, Rng.For(_config.Seed, "probe", size), _config.ProbeSamples);
                 _model.eval();
                 var (sym, seq) = Accuracy(_model.Run(tokens, keepStates: false).Logits, targets);
-                double? dropoutSeq = null, dropoutSym = null;
+                (double Seq, double Sym)? withDropout = null;
                 if (dropout && size <= 2 * _config.TrainLength)
                 {
                     _model.train();
                     torch.manual_seed((long)(Rng.StableHash(_config.Seed, "probe-dropout", size) >> 1));
-                    (dropoutSym, dropoutSeq) = Accuracy(_model.Run(tokens, keepStates: false).Logits, targets);
+                    var (dropoutSym, dropoutSeq) = Accuracy(_model.Run(tokens, keepStates: false).Logits, targets);
+                    withDropout = (dropoutSeq, dropoutSym);
                 }
-                result.Add(new ProbeResult(size, seq, sym, dropoutSeq, dropoutSym));
+                result.Add(new ProbeResult(size, seq, sym, withDropout));
             }
         }
         finally { _model.train(wasTraining); }

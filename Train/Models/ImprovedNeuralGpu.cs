@@ -142,8 +142,8 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
             return torch.cat(taps, 3).view(S, b * n, kIn);
         }
         // Without an autograd graph or kept states (inference, or a probe run as in training) each step's
-        // intermediates are freed at the end of the step; kept to the caller's scope they grow as n^2 (a dropout-on
-        // probe at length 401 held about 20 GiB)
+        // intermediates are freed at the end of the step; kept to the caller's scope they grow as n^2 (with a
+        // dropout-on probe at length 401 the training process reached 22 GiB and was killed for memory)
         bool release = !torch.is_grad_enabled() && states is null;
         for (long step = 0; step < n; step++)
         {
