@@ -57,4 +57,46 @@ public class ProbeToolsTests
         missing.Code.Should().Be(2);
         missing.Err.Trim().Should().StartWith("error: ").And.Contain("metrics.jsonl").And.NotContain("Traceback");
     }
+
+    [SkippableFact]
+    public void The_iteration_figure_puts_our_length_401_probes_beside_the_digitized_reference()
+    {
+        Skip.If(OnPath("python3") is null, "no python3 on PATH");
+        string tool = Path.Combine(ZooTests.RepoRoot(), "tools", "experiments", "iteration_figure.py");
+        using var tmp = new TempDir();
+        string reference = tmp["reference.csv"];
+        File.WriteAllLines(reference, ["# digitized", "step,dngpu_symbol_accuracy_pct,ngpu_symbol_accuracy_pct", "180,50.0,49.0", "1010,95.5,", "1990,99.9,50.5"]);
+        string run = tmp["bmul-a"];
+        Directory.CreateDirectory(run);
+        File.WriteAllText(Path.Combine(run, "config.json"), "{\"task\": \"bmul\", \"train_length\": 20}");
+        File.WriteAllLines(Path.Combine(run, "metrics.jsonl"),
+        [
+            "{\"step\": 100, \"size\": 20, \"loss\": 0.5, \"symbol_accuracy\": 0.6, \"sequence_accuracy\": 0}",
+            "{\"step\":200,\"probe\":{\"20\":{\"sequence_accuracy\":0,\"symbol_accuracy\":0.6,\"samples\":32},\"200\":{\"sequence_accuracy\":0,\"symbol_accuracy\":0.5,\"samples\":32}}}",
+            "{\"step\":600,\"probe\":{\"20\":{\"sequence_accuracy\":0.5,\"symbol_accuracy\":0.9,\"samples\":32}}}",
+            "{\"step\":1000,\"probe\":{\"200\":{\"sequence_accuracy\":0.25,\"symbol_accuracy\":0.875,\"samples\":32}}}",
+        ]);
+        string prefix = tmp["iteration"];
+        var ok = Python(tool, "--out", prefix, reference, run);
+        ok.Code.Should().Be(0, ok.Err);
+        string md = File.ReadAllText(prefix + ".md");
+        md.Should().Contain("| 200 | 50.0% (seq 0%) | 50.0% | 49.0% |", "the reference at the nearest digitized column, 20 steps away")
+            .And.Contain("| 1,000 | 87.5% (seq 25%) | 95.5% | - |", "a gap in the NGPU curve is a dash, not a 0")
+            .And.NotContain("| 600 |", "step 600 did not probe length 401");
+        string svg = File.ReadAllText(prefix + ".svg");
+        System.Text.RegularExpressions.Regex.Matches(svg, "<circle cx=\"[^\"]+\" cy=\"[^\"]+\" r=\"3\" fill=\"[^\"]+\"><title>").Count.Should().Be(2);
+        svg.Should().Contain(">DNGPU reference").And.Contain(">bmul-a (ours, probe: 32 random<").And.Contain("inference mode)<");
+        File.Exists(prefix + ".svg.tmp").Should().BeFalse();
+
+        File.WriteAllText(Path.Combine(run, "config.json"), "{\"task\": \"badd\", \"train_length\": 20}");
+        var wrongTask = Python(tool, "--out", prefix, reference, run);
+        wrongTask.Code.Should().Be(2);
+        wrongTask.Err.Trim().Should().StartWith("error: ").And.Contain("badd").And.NotContain("Traceback");
+
+        File.WriteAllText(Path.Combine(run, "config.json"), "{\"task\": \"bmul\", \"train_length\": 20}");
+        File.WriteAllLines(Path.Combine(run, "metrics.jsonl"), ["{\"step\":600,\"probe\":{\"20\":{\"sequence_accuracy\":0.5,\"symbol_accuracy\":0.9,\"samples\":32}}}"]);
+        var noProbe = Python(tool, "--out", prefix, reference, run);
+        noProbe.Code.Should().Be(2);
+        noProbe.Err.Trim().Should().StartWith("error: ").And.Contain("size 200");
+    }
 }
