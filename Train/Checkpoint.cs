@@ -32,6 +32,13 @@ public sealed class Checkpoint
     public Dictionary<string, Tensor> Section(string prefix) =>
         Tensors.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
 
+    /// <summary>Set on a compacted checkpoint (<see cref="Compact"/>): the SHA-256 of the full checkpoint it was made
+    /// from, the hash that cards and exports of the run before compaction name.</summary>
+    public string? CompactedFrom { get; init; }
+
+    /// <summary>Whether the optimizer's state is in the file: false once <see cref="Compact"/> dropped it.</summary>
+    public bool HasOptimizerState => Tensors.Keys.Any(k => k.StartsWith("optim/", StringComparison.Ordinal));
+
     /// <summary>SHA-256 of the file it was loaded from (the `toolchain.source` of exports).</summary>
     public string? FileHash { get; private set; }
 
@@ -52,6 +59,7 @@ public sealed class Checkpoint
                 ["config"] = JsonNode.Parse(Config.ToJson()),
                 ["state"] = State.DeepClone(),
             };
+            if (CompactedFrom is not null) header["compacted_from"] = CompactedFrom;
             var headerBytes = Encoding.UTF8.GetBytes(header.ToJsonString());
             w.Write(headerBytes.Length);
             w.Write(headerBytes);
@@ -137,12 +145,30 @@ public sealed class Checkpoint
                 tensors[name] = torch.tensor(data, dims).DetachFromDisposeScope();
             }
             string hash = Convert.ToHexStringLower(SHA256.HashData(bytes));
-            return new Checkpoint { Config = config, State = state, Tensors = tensors, FileHash = hash, Source = path };
+            string? compactedFrom = header["compacted_from"]?.GetValue<string>();
+            return new Checkpoint { Config = config, State = state, Tensors = tensors, FileHash = hash, Source = path, CompactedFrom = compactedFrom };
         }
         catch (Exception e) when (e is EndOfStreamException or JsonException or ArgumentException or OverflowException or NullReferenceException or InvalidOperationException)
         {
             throw new CheckpointException($"{path}: checkpoint header or tensors are malformed ({e.Message})");
         }
+    }
+
+    /// <summary>
+    /// Rewrites a checkpoint in place (atomically) without its optimizer state: the weights, configuration and trainer
+    /// state are kept bit for bit, and the header names the full checkpoint's SHA-256 (<see cref="CompactedFrom"/>).
+    /// For finished runs whose checkpoints are committed (the zoo): about a third of the size for AdaMax and Adam,
+    /// which keep two moments per weight. Such a checkpoint exports and grades like the full one; training refuses to
+    /// continue from it. Returns the sizes before and after, or null when the file holds no optimizer state.
+    /// </summary>
+    public static (long Before, long After)? Compact(string path)
+    {
+        var full = Load(path);
+        if (!full.HasOptimizerState) return null;
+        long before = new FileInfo(path).Length;
+        var weights = full.Tensors.Where(kv => !kv.Key.StartsWith("optim/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+        new Checkpoint { Config = full.Config, State = full.State, Tensors = weights, CompactedFrom = full.FileHash }.Save(path);
+        return (before, new FileInfo(path).Length);
     }
 
     /// <summary>Checkpoint files of a run directory, newest first.</summary>

@@ -177,7 +177,12 @@ public sealed class Trainer : IDisposable
                 ProbeEvery = _config.ProbeEvery, ProbeSizes = _config.ProbeSizes, ProbeSamples = _config.ProbeSamples };
             if (saved != _config)
                 throw new ArgumentException($"{file}: the checkpoint was trained with a different configuration ({RunConfigDifference.Describe(saved, _config)}); resume with the same settings (only steps, logging, checkpointing, probing, threads, device, the learning-rate decay and the gradient noise may change)");
+            long savedStep = TrainerState.FromJson(ckpt.State).Step;
+            if (!ckpt.HasOptimizerState && savedStep < _config.Steps)
+                throw new CheckpointException($"{file}: holds the weights only (compacted when its run finished at step {savedStep}: its optimizer state was dropped to keep the committed zoo small), " +
+                    $"so it cannot train on to step {_config.Steps}; it still exports and grades. To train further, start a new run in another --out");
             Restore(ckpt);
+            _weightsOnly = !ckpt.HasOptimizerState;
             if (ckpt.Config.GradNoise != _config.GradNoise)
                 _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resume: gradient noise changes from {ckpt.Config.GradNoise} to {_config.GradNoise} at step {_state.Step}"));
             _log.WriteLine($"resumed from {Path.GetFileName(file)} at step {_state.Step}");
@@ -224,8 +229,13 @@ public sealed class Trainer : IDisposable
         }
     }
 
+    /// <summary>Resumed from a compacted checkpoint (weights only, its run finished): nothing trains, and nothing is
+    /// saved over it (a checkpoint written now would hold fresh optimizer moments as if they were the run's).</summary>
+    private bool _weightsOnly;
+
     private void SaveCheckpoint()
     {
+        if (_weightsOnly) return;
         using var scope = torch.NewDisposeScope();
         Directory.CreateDirectory(_dir);
         _state.OptimizerSteps = _optimizer.StepCount;

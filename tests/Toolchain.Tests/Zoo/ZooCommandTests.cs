@@ -94,6 +94,70 @@ public class ZooCommandTests
     }
 
     [Fact]
+    public void Compacting_drops_the_optimizer_state_of_finished_runs_only_and_a_compacted_run_exports_but_does_not_train_on()
+    {
+        using var tmp = new Toolchain.Tests.Evaluate.TempDir();
+        File.WriteAllText(tmp["zoo.yaml"], """
+            models:
+              - {name: done, task: copy, arch: cnn, preset: tiny, steps: 2}
+              - {name: going, task: copy, arch: cnn, preset: tiny, steps: 4}
+            """);
+        var entries = Toolchain.Cli.Commands.ZooCommand.Load(tmp["zoo.yaml"]);
+        foreach (var e in entries)
+        {
+            // both runs stop at step 2: "done" has finished, "going" has 2 steps left
+            using var trainer = new Toolchain.Train.Trainer(Toolchain.Cli.Commands.ZooCommand.Config(e, threads: 1) with { Steps = 2 }, Path.Combine(tmp.Path, "runs", e.Name));
+            trainer.Run();
+        }
+        string doneFile = Toolchain.Train.Checkpoint.InDirectory(Path.Combine(tmp.Path, "runs", "done"))[0];
+        string goingFile = Toolchain.Train.Checkpoint.InDirectory(Path.Combine(tmp.Path, "runs", "going"))[0];
+        var full = Toolchain.Train.Checkpoint.Load(doneFile);
+        full.HasOptimizerState.Should().BeTrue();
+        long fullBytes = new FileInfo(doneFile).Length, goingBytes = new FileInfo(goingFile).Length;
+
+        var (code, output, err) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--compact");
+
+        code.Should().Be(0, output + err);
+        output.Should().Contain("== done: compacted ckpt-00000002.tckpt: ").And.Contain($"sha256 {full.FileHash}")
+            .And.Contain("== going: not compacted: at step 2 of 4, it still trains").And.NotContain("exported");
+        new FileInfo(goingFile).Length.Should().Be(goingBytes, "an unfinished run keeps its optimizer state");
+        var compacted = Toolchain.Train.Checkpoint.Load(doneFile);
+        compacted.HasOptimizerState.Should().BeFalse();
+        compacted.CompactedFrom.Should().Be(full.FileHash);
+        long optimBytes = full.Section("optim/").Values.Sum(t => t.numel() * 4);
+        optimBytes.Should().BeGreaterThan(full.Section("model/").Values.Sum(t => t.numel() * 4), "Adam keeps two moments per weight");
+        new FileInfo(doneFile).Length.Should().BeLessThan(fullBytes - optimBytes + 200, "the moments are gone; the header names the full checkpoint's hash");
+        compacted.Config.Should().Be(full.Config);
+        compacted.State.ToJsonString().Should().Be(full.State.ToJsonString());
+        foreach (var (name, t) in full.Section("model/"))
+            compacted.Section("model/")[name].eq(t).all().item<bool>().Should().BeTrue($"weight {name} is kept bit for bit");
+
+        CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--compact", "--only", "done").Out.Should().Contain("== done: ckpt-00000002.tckpt is already compacted");
+        var refused = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--compact", "--regrade");
+        refused.Code.Should().Be(2);
+        refused.Err.Trim().Should().StartWith("error: ").And.Contain("--compact");
+
+        // resuming the finished run trains nothing and writes nothing over it, even when stopped at once
+        string hash = compacted.FileHash!;
+        using (var trainer = new Toolchain.Train.Trainer(Toolchain.Cli.Commands.ZooCommand.Config(entries[0], threads: 1), Path.Combine(tmp.Path, "runs", "done")))
+        {
+            trainer.TryResume().Should().BeTrue();
+            using var stopped = new CancellationTokenSource();
+            stopped.Cancel();
+            trainer.Run(stopped.Token);
+        }
+        Toolchain.Train.Checkpoint.Load(doneFile).FileHash.Should().Be(hash);
+        // training it further is refused with the reason and what to do
+        using (var longer = new Toolchain.Train.Trainer(Toolchain.Cli.Commands.ZooCommand.Config(entries[0], threads: 1) with { Steps = 3 }, Path.Combine(tmp.Path, "runs", "done")))
+            longer.Invoking(t => t.TryResume()).Should().Throw<Toolchain.Train.CheckpointException>()
+                .WithMessage("*holds the weights only*cannot train on to step 3*start a new run*");
+        // it exports and grades like the full checkpoint
+        var export = CliRunner.InProcess("export", Path.Combine(tmp.Path, "runs", "done"), "--out", tmp["done.onnx"]);
+        export.Code.Should().Be(0, export.Out + export.Err);
+        File.Exists(tmp["done.onnx"]).Should().BeTrue();
+    }
+
+    [Fact]
     public void A_malformed_parity_entry_is_refused_with_the_file_and_line()
     {
         using var tmp = new Toolchain.Tests.Evaluate.TempDir();

@@ -40,8 +40,9 @@ public static class ZooCommand
         var evalMinutes = new Option<double>("--eval-minutes") { Description = "grading budget per model (standard suite)", DefaultValueFactory = _ => 3 };
         var models = new Option<string>("--models") { Description = "where models, cards and reports go", DefaultValueFactory = _ => "models" };
         var regrade = new Option<bool>("--regrade") { Description = "grade the published models/NAME.onnx again (no training, no export) and update the measured part of its card" };
+        var compact = new Option<bool>("--compact") { Description = "drop the optimizer state from the newest checkpoint of each finished run (weights, settings and trainer state kept): a third of the size to commit; such a run exports and grades but cannot train on" };
         var packed = new Option<bool>("--packed") { Description = "train the selected entries that differ only in their seed together, packed in one process (as train --seeds); the others one by one" };
-        var cmd = new Command("zoo", "train, export, grade and describe the zoo models of zoo/zoo.yaml (resumable)") { file, only, noTrain, threads, evalMinutes, models, regrade, packed, device };
+        var cmd = new Command("zoo", "train, export, grade and describe the zoo models of zoo/zoo.yaml (resumable)") { file, only, noTrain, threads, evalMinutes, models, regrade, packed, device, compact };
         cmd.SetAction((r, token) =>
         {
             // a signal stops training after its step, with a checkpoint, and ends the zoo run there
@@ -65,7 +66,9 @@ public static class ZooCommand
             Directory.CreateDirectory(outDir);
             var failed = new List<string>();
             var trained = new HashSet<string>();
-            if (r.GetValue(packed) && !r.GetValue(noTrain) && !r.GetValue(regrade))
+            if (r.GetValue(compact) && (r.GetValue(regrade) || r.GetValue(packed)))
+                throw new UserError("--compact only compacts checkpoints; run it without --regrade and --packed");
+            if (r.GetValue(packed) && !r.GetValue(noTrain) && !r.GetValue(regrade) && !r.GetValue(compact))
                 foreach (var group in SeedGroups(entries, r.GetValue(threads), dev))
                 {
                     if (cancel.IsCancellationRequested) break;
@@ -76,6 +79,11 @@ public static class ZooCommand
             {
                 if (cancel.IsCancellationRequested) break;
                 string runDir = Path.Combine(runs, e.Name);
+                if (r.GetValue(compact))
+                {
+                    if (!Compact(e, runDir, w)) failed.Add(e.Name);
+                    continue;
+                }
                 if (r.GetValue(regrade))
                 {
                     if (!Regrade(e, outDir, r.GetValue(evalMinutes), w)) failed.Add(e.Name);
@@ -188,6 +196,49 @@ public static class ZooCommand
         if (Directory.Exists(report)) Directory.Delete(report, recursive: true);
     }
 
+    /// <summary>Compacts the newest checkpoint of a finished run (<see cref="Checkpoint.Compact"/>) under the run
+    /// folder's lock; false (after one line saying why) when it cannot.</summary>
+    private static bool Compact(ZooEntry e, string runDir, TextWriter w)
+    {
+        var files = Checkpoint.InDirectory(runDir);
+        if (files.Count == 0)
+        {
+            Cli.Line(w, $"== {e.Name}: nothing to compact: no checkpoint in {runDir}");
+            return true;
+        }
+        try
+        {
+            using var folderLock = FolderLock.Take(runDir, "training run");
+            var ckpt = Checkpoint.Load(files[0]);
+            long step = TrainerState.FromJson(ckpt.State).Step;
+            if (!ckpt.HasOptimizerState)
+            {
+                Cli.Line(w, $"== {e.Name}: {Path.GetFileName(files[0])} is already compacted");
+                return true;
+            }
+            if (step < e.Steps)
+            {
+                Cli.Line(w, $"== {e.Name}: not compacted: at step {step:N0} of {e.Steps:N0}, it still trains");
+                return true;
+            }
+            var (before, after) = Checkpoint.Compact(files[0])!.Value;
+            Cli.Line(w, $"== {e.Name}: compacted {Path.GetFileName(files[0])}: {before:N0} -> {after:N0} bytes (optimizer state dropped; the full checkpoint's sha256 {ckpt.FileHash} is kept in its header)");
+            return true;
+        }
+        catch (FolderBusyException x)
+        {
+            // a run that is training now has not finished: nothing to do, not a failure
+            Cli.Line(w, $"== {e.Name}: not compacted: it is training now ({x.Message})");
+            return true;
+        }
+        catch (Exception x) when (x is not OperationCanceledException && !StorageException.IsStorageFailure(x))
+        {
+            // a full or read-only disk ends the command with the environment's exit code (README); the file is untouched
+            Cli.Line(w, $"== {e.Name}: not compacted: {Cli.OneLine(x)}");
+            return false;
+        }
+    }
+
     /// <summary>Grades a published model again (a larger budget, a newer evaluator) and rewrites the measured
     /// fields of its card (model hash, claim, levels, break point, summary), keeping what it says about training.</summary>
     private static bool Regrade(ZooEntry e, string outDir, double evalMinutes, TextWriter w)
@@ -270,6 +321,8 @@ public static class ZooCommand
             ["checkpoint_sha256"] = ckpt.FileHash,
             ["config"] = JsonNode.Parse(ckpt.Config.ToJson()),
         };
+        // a compacted checkpoint (zoo --compact) names the full one that earlier cards and exports name
+        if (ckpt.CompactedFrom is not null) card["checkpoint_compacted_from"] = ckpt.CompactedFrom;
         foreach (var (key, value) in Measured(onnx, results)) card[key] = value?.DeepClone();
         return card;
     }
