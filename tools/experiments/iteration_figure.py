@@ -145,7 +145,7 @@ def table(reference, runs):
         cells = []
         for _, pts in runs:
             hit = [p for p in pts if p[0] == step]
-            cells.append(f"{hit[0][1]:.1f}% (seq {hit[0][2]:.0f}%)" if hit else "not probed")
+            cells.append(f"{hit[0][1]:.2f}% (seq {hit[0][2]:.0f}%)" if hit else "not probed")
         for series in reference:
             value = at(series, step)
             cells.append(f"{value:.1f}%" if value is not None else "-")

@@ -80,8 +80,8 @@ public class ProbeToolsTests
         var ok = Python(tool, "--out", prefix, reference, run);
         ok.Code.Should().Be(0, ok.Err);
         string md = File.ReadAllText(prefix + ".md");
-        md.Should().Contain("| 200 | 50.0% (seq 0%) | 50.0% | 49.0% |", "the reference at the nearest digitized column, 20 steps away")
-            .And.Contain("| 1,000 | 87.5% (seq 25%) | 95.5% | - |", "a gap in the NGPU curve is a dash, not a 0")
+        md.Should().Contain("| 200 | 50.00% (seq 0%) | 50.0% | 49.0% |", "the reference at the nearest digitized column, 20 steps away")
+            .And.Contain("| 1,000 | 87.50% (seq 25%) | 95.5% | - |", "a gap in the NGPU curve is a dash, not a 0")
             .And.NotContain("| 600 |", "step 600 did not probe length 401");
         string svg = File.ReadAllText(prefix + ".svg");
         System.Text.RegularExpressions.Regex.Matches(svg, "<circle cx=\"[^\"]+\" cy=\"[^\"]+\" r=\"3\" fill=\"[^\"]+\"><title>").Count.Should().Be(2);
