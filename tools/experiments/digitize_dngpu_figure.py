@@ -45,56 +45,63 @@ def grid_lines(rows, width, height, vertical):
     return centres
 
 
-def main(path):
+CURVES = {"dngpu": (0, 176, 246), "ngpu": (220, 22, 195)}
+
+
+def calibrate(path, x_grid, y_grid):
+    """Reads the figure and maps its pixels to data through its own grid lines: x_grid and y_grid are the data
+    values of the first and last grid line and their count, e.g. (500, 3500, 7). Returns the pixel rows, the
+    height, and the functions pixel -> data for x and y."""
     width, height, rows = read_png(path)
-    xs = grid_lines(rows, width, height, vertical=True)   # test lengths 500, 1000, ..., 3500
-    ys = grid_lines(rows, width, height, vertical=False)  # accuracy 80, 60, 40, 20
-    if len(xs) != 7 or len(ys) != 4:
-        sys.exit(f"error: {path}: expected 7 vertical and 4 horizontal grid lines, found {len(xs)} and {len(ys)}")
-    px_per_len = (xs[-1] - xs[0]) / 3000
-    x0 = xs[0] - 500 * px_per_len
-    px_per_pct = (ys[-1] - ys[0]) / -60
-    y0 = ys[0] - 80 * px_per_pct
-    curves = {"dngpu": (0, 176, 246), "ngpu": (220, 22, 195)}
+    xs = grid_lines(rows, width, height, vertical=True)
+    ys = grid_lines(rows, width, height, vertical=False)
+    if len(xs) != x_grid[2] or len(ys) != y_grid[2]:
+        sys.exit(f"error: {path}: expected {x_grid[2]} vertical and {y_grid[2]} horizontal grid lines, found {len(xs)} and {len(ys)}")
+    px_x = (xs[-1] - xs[0]) / (x_grid[1] - x_grid[0])
+    px_y = (ys[-1] - ys[0]) / (y_grid[1] - y_grid[0])
+    return rows, width, height, (lambda x: x_grid[0] + (x - xs[0]) / px_x), (lambda y: y_grid[0] + (y - ys[0]) / px_y), \
+        (lambda value: xs[0] + (value - x_grid[0]) * px_x)
+
+
+def curve_values(rows, height, columns, y_of, masked):
+    """Each curve's value at the given pixel columns: the mean height of its pixels there, capped at 100."""
+    values = []
+    for colour in CURVES.values():
+        hits = [y for x in columns for y in range(height) if near(rows[y][x], colour, 40) and not masked(y_of(y))]
+        values.append(f"{min(100.0, y_of(sum(hits) / len(hits))):.1f}" if hits else "")
+    return values
+
+
+def main(path):
+    # grid lines: test lengths 500, 1000, ..., 3500; accuracy 80, 60, 40, 20
+    rows, width, height, _, y_of, x_px = calibrate(path, (500, 3500, 7), (80, 20, 4))
     print("# source: LUMII-Syslab/DNGPU README figure fig_generalization-ngpu-vs-dngpu-with-max-train-length.png")
     print("# (binary multiplication, trained on lengths up to 41; per-symbol accuracy, padding included),")
     print("# digitized by tools/experiments/digitize_dngpu_figure.py; empty = no curve there (dash gaps, or past its end)")
     print("length,dngpu_symbol_accuracy_pct,ngpu_symbol_accuracy_pct")
-    for length in list(range(50, 4001, 50)):
-        x = round(x0 + length * px_per_len)
-        values = []
-        for colour in curves.values():
-            hits = [y for dx in (-1, 0, 1) for y in range(height) if near(rows[y][x + dx], colour, 40)
-                    and not (length > 3300 and (y - y0) / px_per_pct < 75)]  # the legend's samples
-            values.append(f"{min(100.0, (sum(hits) / len(hits) - y0) / px_per_pct):.1f}" if hits else "")
+    for length in range(50, 4001, 50):
+        x = round(x_px(length))
+        # the legend's line samples: beyond length 3,300, below 75%
+        values = curve_values(rows, height, (x - 1, x, x + 1), y_of, lambda pct: length > 3300 and pct < 75)
         print(f"{length},{values[0]},{values[1]}")
 
 
 def main_iteration(path):
-    width, height, rows = read_png(path)
-    xs = grid_lines(rows, width, height, vertical=True)   # steps 5,000, 10,000, ..., 35,000
-    ys = grid_lines(rows, width, height, vertical=False)  # accuracy 100, 80, 60, 40, 20
-    if len(xs) != 7 or len(ys) != 5:
-        sys.exit(f"error: {path}: expected 7 vertical and 5 horizontal grid lines, found {len(xs)} and {len(ys)}")
-    px_per_step = (xs[-1] - xs[0]) / 30000
-    x0 = xs[0] - 5000 * px_per_step
-    px_per_pct = (ys[-1] - ys[0]) / -80
-    y0 = ys[0] - 100 * px_per_pct
-    curves = {"dngpu": (0, 176, 246), "ngpu": (220, 22, 195)}
+    # grid lines: steps 5,000, 10,000, ..., 35,000; accuracy 100, 80, 60, 40, 20
+    rows, width, height, x_of, y_of, _ = calibrate(path, (5000, 35000, 7), (100, 20, 5))
     print("# source: LUMII-Syslab/DNGPU README figure fig_iteration-ngpu-vs-dngpu.png (binary multiplication,")
     print("# per-symbol accuracy on test length 401, padding included, against the training step; means over runs),")
     print("# digitized by tools/experiments/digitize_dngpu_figure.py --iteration, one row per pixel column;")
     print("# empty = no curve there (dash gaps, or past its end)")
     print("step,dngpu_symbol_accuracy_pct,ngpu_symbol_accuracy_pct")
-    for x in range(int(x0 + 1), width):
-        step = (x - x0) / px_per_step
+    for x in range(width):
+        step = x_of(x)
+        if step <= 0:
+            continue
         if step > 40000:
             break
-        values = []
-        for colour in curves.values():
-            hits = [y for y in range(height) if near(rows[y][x], colour, 40)
-                    and not (step > 33000 and (y - y0) / px_per_pct < 30)]  # the legend's samples
-            values.append(f"{min(100.0, (sum(hits) / len(hits) - y0) / px_per_pct):.1f}" if hits else "")
+        # the legend's line samples: beyond step 33,000, below 30%
+        values = curve_values(rows, height, (x,), y_of, lambda pct: step > 33000 and pct < 30)
         if any(values):
             print(f"{step:.0f},{values[0]},{values[1]}")
 

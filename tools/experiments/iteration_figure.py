@@ -20,6 +20,8 @@ import math
 import os
 import sys
 
+from probe_plot import wrap, write_atomic
+
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 900, 460, 70, 280, 40, 60
 SIZE = 200  # input length 2k+1 = 401
 COLOURS = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
@@ -116,14 +118,7 @@ def svg(reference, runs, x_max):
         out.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 26}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash}/>')
         if marker:
             out.append(f'<circle cx="{lx + 13}" cy="{ly}" r="3" fill="{colour}"/>')
-        lines, line = [], ""
-        for w in name.split(" "):
-            if line and len(line) + 1 + len(w) > 34:
-                lines.append(line)
-                line = w
-            else:
-                line = (line + " " + w).strip()
-        lines.append(line)
+        lines = wrap(name, 34)
         for j, text in enumerate(lines):
             out.append(f'<text x="{lx + 32}" y="{ly + 4 + 14 * j}">{html.escape(text)}</text>')
         ly += 14 * len(lines) + 12
@@ -171,13 +166,7 @@ def main(argv):
     last = max(s for _, pts in runs for s, _, _, _ in pts)
     x_max = min(40000, max(3000, math.ceil(1.3 * last / 1000) * 1000))
     for suffix, text in ((".svg", svg(reference, runs, x_max)), (".md", table(reference, runs))):
-        tmp = prefix + suffix + ".tmp"
-        try:
-            with open(tmp, "w") as f:
-                f.write(text)
-            os.replace(tmp, prefix + suffix)
-        except OSError as e:
-            print(f"error: cannot write {prefix + suffix}: {e.strerror}; choose a writable --out", file=sys.stderr)
+        if not write_atomic(prefix + suffix, text):
             return 3
     print(f"wrote {prefix}.svg and {prefix}.md")
     return 0

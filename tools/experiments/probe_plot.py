@@ -150,16 +150,23 @@ def main(argv):
         return 2
     title = "Length probes while training: inference mode vs. dropout on (" + ", ".join(
         os.path.basename(os.path.normpath(r)) for r in runs) + ")"
-    tmp = out + ".tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(svg(all_series, title))
-        os.replace(tmp, out)
-    except OSError as e:
-        print(f"error: cannot write {out}: {e.strerror}; choose a writable --out", file=sys.stderr)
+    if not write_atomic(out, svg(all_series, title)):
         return 3
     print(f"wrote {out}")
     return 0
+
+
+def write_atomic(path, text):
+    """Writes through a temporary file and a rename; False after one `error:` line when it cannot."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+        return True
+    except OSError as e:
+        print(f"error: cannot write {path}: {e.strerror}; choose a writable --out", file=sys.stderr)
+        return False
 
 
 if __name__ == "__main__":
