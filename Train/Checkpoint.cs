@@ -32,11 +32,11 @@ public sealed class Checkpoint
     public Dictionary<string, Tensor> Section(string prefix) =>
         Tensors.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
 
-    /// <summary>Set on a compacted checkpoint (<see cref="Compact"/>): the SHA-256 of the full checkpoint it was made
+    /// <summary>Set on a compacted checkpoint (<see cref="WithoutOptimizerState"/>): the SHA-256 of the full checkpoint it was made
     /// from, the hash that cards and exports of the run before compaction name.</summary>
     public string? CompactedFrom { get; init; }
 
-    /// <summary>Whether the optimizer's state is in the file: false once <see cref="Compact"/> dropped it.</summary>
+    /// <summary>Whether the optimizer's state is in the file: false once <see cref="WithoutOptimizerState"/> dropped it.</summary>
     public bool HasOptimizerState => Tensors.Keys.Any(k => k.StartsWith("optim/", StringComparison.Ordinal));
 
     /// <summary>SHA-256 of the file it was loaded from (the `toolchain.source` of exports).</summary>
@@ -155,21 +155,19 @@ public sealed class Checkpoint
     }
 
     /// <summary>
-    /// Rewrites a checkpoint in place (atomically) without its optimizer state: the weights, configuration and trainer
-    /// state are kept bit for bit, and the header names the full checkpoint's SHA-256 (<see cref="CompactedFrom"/>).
+    /// This checkpoint without its optimizer state, to save over the file it came from: the weights, configuration and
+    /// trainer state are kept bit for bit, and the header names this file's SHA-256 (<see cref="CompactedFrom"/>).
     /// For finished runs whose checkpoints are committed (the zoo): about a third of the size for AdaMax and Adam,
     /// which keep two moments per weight. Such a checkpoint exports and grades like the full one; training refuses to
-    /// continue from it. Returns the sizes before and after, or null when the file holds no optimizer state.
+    /// continue from it.
     /// </summary>
-    public static (long Before, long After)? Compact(string path)
+    public Checkpoint WithoutOptimizerState() => new()
     {
-        var full = Load(path);
-        if (!full.HasOptimizerState) return null;
-        long before = new FileInfo(path).Length;
-        var weights = full.Tensors.Where(kv => !kv.Key.StartsWith("optim/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-        new Checkpoint { Config = full.Config, State = full.State, Tensors = weights, CompactedFrom = full.FileHash }.Save(path);
-        return (before, new FileInfo(path).Length);
-    }
+        Config = Config,
+        State = State,
+        Tensors = Tensors.Where(kv => !kv.Key.StartsWith("optim/", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal),
+        CompactedFrom = FileHash,
+    };
 
     /// <summary>Checkpoint files of a run directory, newest first.</summary>
     public static IReadOnlyList<string> InDirectory(string dir) =>

@@ -182,7 +182,6 @@ public sealed class Trainer : IDisposable
                 throw new CheckpointException($"{file}: holds the weights only (compacted when its run finished at step {savedStep}: its optimizer state was dropped to keep the committed zoo small), " +
                     $"so it cannot train on to step {_config.Steps}; it still exports and grades. To train further, start a new run in another --out");
             Restore(ckpt);
-            _weightsOnly = !ckpt.HasOptimizerState;
             if (ckpt.Config.GradNoise != _config.GradNoise)
                 _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resume: gradient noise changes from {ckpt.Config.GradNoise} to {_config.GradNoise} at step {_state.Step}"));
             _log.WriteLine($"resumed from {Path.GetFileName(file)} at step {_state.Step}");
@@ -203,6 +202,7 @@ public sealed class Trainer : IDisposable
         LoadCheckpoint(_model, ckpt, ckpt.Source ?? "checkpoint");
         _optimizer.LoadState(ckpt.Section("optim/"), _device);
         _optimizer.StepCount = _state.OptimizerSteps;
+        _unsaved = false;
     }
 
     /// <summary>Loads a checkpoint's model parameters, first averaging the model's relaxation sets when the
@@ -229,13 +229,13 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    /// <summary>Resumed from a compacted checkpoint (weights only, its run finished): nothing trains, and nothing is
-    /// saved over it (a checkpoint written now would hold fresh optimizer moments as if they were the run's).</summary>
-    private bool _weightsOnly;
+    /// <summary>Whether the model, optimizer or trainer state differ from the newest checkpoint: true after a step or a
+    /// NaN recovery, false after a save or a restore. A stop saves only then, so a run resumed and stopped at once
+    /// rewrites nothing (nor a compacted checkpoint, which would come back with fresh optimizer moments).</summary>
+    private bool _unsaved = true;
 
     private void SaveCheckpoint()
     {
-        if (_weightsOnly) return;
         using var scope = torch.NewDisposeScope();
         Directory.CreateDirectory(_dir);
         _state.OptimizerSteps = _optimizer.StepCount;
@@ -245,6 +245,7 @@ public sealed class Trainer : IDisposable
         var ckpt = new Checkpoint { Config = _config, State = _state.ToJson(), Tensors = tensors };
         ckpt.Save(Path.Combine(_dir, Checkpoint.FileName(_state.Step)));
         foreach (var old in Checkpoint.InDirectory(_dir).Skip(_config.KeepCheckpoints)) File.Delete(old);
+        _unsaved = false;
     }
 
     public TrainResult Run(CancellationToken cancel = default)
@@ -314,10 +315,10 @@ public sealed class Trainer : IDisposable
             return new StreamWriter(path, append: true) { AutoFlush = true, NewLine = "\n" };
         }
 
-        /// <summary>Ends the run: a checkpoint when it was stopped before its last step.</summary>
+        /// <summary>Ends the run: a checkpoint when it was stopped with work not yet saved.</summary>
         public TrainResult Stop(bool cancelled)
         {
-            if (cancelled) _trainer.SaveCheckpoint();
+            if (cancelled && _trainer._unsaved) _trainer.SaveCheckpoint();
             return Result;
         }
 
@@ -494,6 +495,7 @@ public sealed class Trainer : IDisposable
         _state.WallSeconds += Stopwatch.GetElapsedTime(work.StartTimestamp).TotalSeconds;
         result.Losses.Add((step, l.CrossEntropy));
         _state.Step = step + 1;
+        _unsaved = true;
         session.ExamplesSinceLog += l.Examples;
         session.LossSum += l.CrossEntropy; session.SymSum += l.Sym; session.SeqSum += l.Seq; session.LogCount++;
         AdvanceSchedules(l.Size, l.Seq, l.CrossEntropy);
@@ -766,6 +768,7 @@ public sealed class Trainer : IDisposable
         Restore(ckpt);
         _state.NanRecoveries = recoveries;
         _state.LearningRateScale = scale;
+        _unsaved = true;
         return string.Create(CultureInfo.InvariantCulture,
             $"step {step}: loss is NaN/inf; restored {Path.GetFileName(latest)} (step {_state.Step}) and lowered the learning rate to {CurrentLearningRate(step):G4}");
     }

@@ -20,17 +20,13 @@ import math
 import os
 import sys
 
-from probe_plot import wrap, write_atomic
+from probe_plot import InputError, metrics_records, split_out, wrap, write_atomic
 
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 900, 460, 70, 280, 40, 60
 SIZE = 200  # input length 2k+1 = 401
 COLOURS = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 REFERENCE = [("DNGPU reference (its README figure, mean of runs, digitized)", "#1f77b4", ""),
              ("NGPU (same figure, mean of runs, digitized)", "#e377c2", ' stroke-dasharray="8,3,2,3"')]
-
-
-class InputError(Exception):
-    """Bad input: one `error:` line and exit code 2."""
 
 
 def load_reference(path):
@@ -51,20 +47,12 @@ def load_reference(path):
 
 
 def load_run(run):
-    path = os.path.join(run, "metrics.jsonl")
-    if not os.path.exists(path):
-        raise InputError(f"{path} does not exist; pass training run folders that hold metrics.jsonl")
     points = {}
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                raise InputError(f"{path}:{number} is not a JSON line; repair or remove that line")
-            probe = record.get("probe", {}).get(str(SIZE)) if isinstance(record, dict) else None
-            if probe and "symbol_accuracy" in probe:
-                # a resumed run can repeat a step: the last record wins
-                points[int(record["step"])] = (100.0 * probe["symbol_accuracy"], 100.0 * probe["sequence_accuracy"], probe.get("samples"))
+    for record in metrics_records(run):
+        probe = record.get("probe", {}).get(str(SIZE)) if isinstance(record, dict) else None
+        if probe and "symbol_accuracy" in probe:
+            # a resumed run can repeat a step: the last record wins
+            points[int(record["step"])] = (100.0 * probe["symbol_accuracy"], 100.0 * probe["sequence_accuracy"], probe.get("samples"))
     task = None
     try:
         with open(os.path.join(run, "config.json")) as f:
@@ -149,11 +137,10 @@ def table(reference, runs):
 
 
 def main(argv):
-    if "--out" not in argv or argv.index("--out") + 1 >= len(argv):
-        print("error: usage: iteration_figure.py --out PREFIX REFERENCE.csv RUN_DIR [RUN_DIR ...]", file=sys.stderr)
+    parsed = split_out(argv, "iteration_figure.py --out PREFIX REFERENCE.csv RUN_DIR [RUN_DIR ...]")
+    if parsed is None:
         return 2
-    i = argv.index("--out")
-    prefix, rest = argv[i + 1], argv[:i] + argv[i + 2:]
+    prefix, rest = parsed
     if len(rest) < 2:
         print("error: name the digitized reference CSV and at least one training run folder", file=sys.stderr)
         return 2

@@ -19,21 +19,35 @@ class InputError(Exception):
     """Bad input: one `error:` line and exit code 2."""
 
 
-def load(run):
+def metrics_records(run):
+    """The records of a run folder's metrics.jsonl, in order; InputError for a missing file or a line that is not JSON."""
     path = os.path.join(run, "metrics.jsonl")
     if not os.path.exists(path):
         raise InputError(f"{path} does not exist; pass training run folders that hold metrics.jsonl")
-    train, probes = {}, {}
     with open(path) as f:
         for number, line in enumerate(f, 1):
             try:
-                record = json.loads(line)
+                yield json.loads(line)
             except json.JSONDecodeError:
                 raise InputError(f"{path}:{number} is not a JSON line; repair or remove that line")
-            if "probe" in record:
-                probes[record["step"]] = record["probe"]  # a resumed run repeats steps: the last record wins
-            elif "sequence_accuracy" in record:
-                train[record["step"]] = record["sequence_accuracy"]
+
+
+def split_out(argv, usage):
+    """(the --out value, the other arguments), or None after one `error:` usage line."""
+    if "--out" not in argv or argv.index("--out") + 1 >= len(argv):
+        print(f"error: usage: {usage}", file=sys.stderr)
+        return None
+    i = argv.index("--out")
+    return argv[i + 1], argv[:i] + argv[i + 2:]
+
+
+def load(run):
+    train, probes = {}, {}
+    for record in metrics_records(run):
+        if "probe" in record:
+            probes[record["step"]] = record["probe"]  # a resumed run repeats steps: the last record wins
+        elif "sequence_accuracy" in record:
+            train[record["step"]] = record["sequence_accuracy"]
     config = os.path.join(run, "config.json")
     try:
         with open(config) as f:
@@ -135,11 +149,10 @@ def svg(all_series, title):
 
 
 def main(argv):
-    if "--out" not in argv or argv.index("--out") + 1 >= len(argv):
-        print("error: usage: probe_plot.py --out FILE.svg RUN_DIR...", file=sys.stderr)
+    parsed = split_out(argv, "probe_plot.py --out FILE.svg RUN_DIR...")
+    if parsed is None:
         return 2
-    i = argv.index("--out")
-    out, runs = argv[i + 1], argv[:i] + argv[i + 2:]
+    out, runs = parsed
     if not runs:
         print("error: name at least one training run folder", file=sys.stderr)
         return 2

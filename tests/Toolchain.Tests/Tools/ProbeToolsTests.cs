@@ -22,16 +22,22 @@ public class ProbeToolsTests
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
 
+    /// <summary>A training run folder as `toolchain train` leaves it: config.json and metrics.jsonl.</summary>
+    private static string MadeUpRun(string folder, string config, string[] metrics)
+    {
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "config.json"), config);
+        File.WriteAllLines(Path.Combine(folder, "metrics.jsonl"), metrics);
+        return folder;
+    }
+
     [SkippableFact]
     public void The_probe_plot_and_table_show_both_modes_where_measured_and_no_point_where_nothing_was()
     {
         Skip.If(OnPath("python3") is null, "no python3 on PATH");
         string tools = Path.Combine(ZooTests.RepoRoot(), "tools", "experiments");
         using var tmp = new TempDir();
-        string run = tmp["run-a"];
-        Directory.CreateDirectory(run);
-        File.WriteAllText(Path.Combine(run, "config.json"), "{\"train_length\": 20}");
-        File.WriteAllLines(Path.Combine(run, "metrics.jsonl"),
+        string run = MadeUpRun(tmp["run-a"], "{\"train_length\": 20}",
         [
             "{\"step\": 100, \"size\": 20, \"loss\": 0.5, \"symbol_accuracy\": 0.8, \"sequence_accuracy\": 0.25}",
             "{\"step\": 200, \"size\": 20, \"loss\": 0.4, \"symbol_accuracy\": 0.9, \"sequence_accuracy\": 0.75}",
@@ -66,10 +72,7 @@ public class ProbeToolsTests
         using var tmp = new TempDir();
         string reference = tmp["reference.csv"];
         File.WriteAllLines(reference, ["# digitized", "step,dngpu_symbol_accuracy_pct,ngpu_symbol_accuracy_pct", "180,50.0,49.0", "1010,95.5,", "1990,99.9,50.5"]);
-        string run = tmp["bmul-a"];
-        Directory.CreateDirectory(run);
-        File.WriteAllText(Path.Combine(run, "config.json"), "{\"task\": \"bmul\", \"train_length\": 20}");
-        File.WriteAllLines(Path.Combine(run, "metrics.jsonl"),
+        string run = MadeUpRun(tmp["bmul-a"], "{\"task\": \"bmul\", \"train_length\": 20}",
         [
             "{\"step\": 100, \"size\": 20, \"loss\": 0.5, \"symbol_accuracy\": 0.6, \"sequence_accuracy\": 0}",
             "{\"step\":200,\"probe\":{\"20\":{\"sequence_accuracy\":0,\"symbol_accuracy\":0.6,\"samples\":32},\"200\":{\"sequence_accuracy\":0,\"symbol_accuracy\":0.5,\"samples\":32}}}",
