@@ -62,7 +62,7 @@ def load_run(run):
     if task not in (None, "bmul"):
         raise InputError(f"{run} trains {task}; the reference's figure is for bmul")
     if not points:
-        raise InputError(f"{path} has no probe at size {SIZE} (length {2 * SIZE + 1}); train with probe_sizes including {SIZE}")
+        raise InputError(f"{os.path.join(run, 'metrics.jsonl')} has no probe at size {SIZE} (length {2 * SIZE + 1}); train with probe_sizes including {SIZE}")
     return os.path.basename(os.path.normpath(run)), sorted((s, *v) for s, v in points.items())
 
 
