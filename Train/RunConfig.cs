@@ -88,6 +88,12 @@ public sealed record RunConfig
     /// replacement (the DNGPU reference generates 10,000 per length once and cycles through them); 0 = a fresh
     /// random example every draw.</summary>
     public int TrainSetSize { get; init; }
+    /// <summary>Warm start (a departure from every paper recipe, named on the card): the path of a checkpoint of the same
+    /// architecture and shapes whose weights, optimizer moments and optimizer step count this run starts from, for a
+    /// curriculum across runs (train short, then continue longer). Everything else is this run's own: its task data,
+    /// training length, step counter, schedules and seed. Read once, when the run writes its first checkpoint;
+    /// a resume continues from the run's own checkpoints. Empty: a fresh initialization.</summary>
+    public string InitFrom { get; init; } = "";
     /// <summary>The loss (and the training accuracy) counts only positions where the input or the target is not
     /// PAD, averaged over those positions, as the ANCHORS' first port did. Off (as in the DNGPU reference, which
     /// masks the state but not the loss): every position of the bin counts, including the PAD tail of a shorter

@@ -196,6 +196,26 @@ public sealed class Trainer : IDisposable
         return false;
     }
 
+    /// <summary>init_from: a new run takes another run's weights, optimizer moments and optimizer step count (so
+    /// AdaMax's normalizer and beta2 schedule go on where they were, not from zero); its own step starts at 0.</summary>
+    private void WarmStart(string file)
+    {
+        if (!File.Exists(file))
+            throw new CheckpointException($"{file}: init_from names no checkpoint file; give the path of a .tckpt file (a run folder's ckpt-NNNNNNNN.tckpt), or leave init_from empty");
+        var source = Checkpoint.Load(file);
+        if (source.Config.Arch != _config.Arch)
+            throw new CheckpointException($"{file}: init_from holds a '{source.Config.Arch}' model, but this run trains '{_config.Arch}'; warm-start from a checkpoint of the same architecture");
+        LoadCheckpoint(_model, source, file);
+        var sourceState = TrainerState.FromJson(source.State);
+        if (source.HasOptimizerState)
+        {
+            _optimizer.LoadState(source.Section("optim/"), _device);
+            _optimizer.StepCount = sourceState.OptimizerSteps;
+        }
+        _log.WriteLine($"init_from: starting from {file} (task {source.Config.Task}, train length {source.Config.TrainLength}, step {sourceState.Step}, seed {source.Config.Seed}; " +
+            (source.HasOptimizerState ? $"weights and optimizer state, {sourceState.OptimizerSteps} optimizer steps)" : "weights only: it was compacted, the optimizer starts fresh)"));
+    }
+
     private void Restore(Checkpoint ckpt)
     {
         _state = TrainerState.FromJson(ckpt.State);
@@ -338,7 +358,11 @@ public sealed class Trainer : IDisposable
         {
             Directory.CreateDirectory(_dir);
             AtomicFile.Write(Path.Combine(_dir, "config.json"), _config.ToJson());
-            if (Checkpoint.InDirectory(_dir).Count == 0) SaveCheckpoint();
+            if (Checkpoint.InDirectory(_dir).Count == 0)
+            {
+                if (_config.InitFrom != "") WarmStart(_config.InitFrom);
+                SaveCheckpoint();
+            }
             return new Session(this, folderLock, "resume");
         }
         catch

@@ -117,6 +117,56 @@ public class TrainTests : IDisposable
     }
 
     [Fact]
+    public void A_warm_start_takes_the_weights_and_optimizer_state_of_another_run_and_reads_them_once()
+    {
+        var source = Tiny("dngpu", "badd") with { TrainLength = 4, Steps = 6, CheckpointEvery = 6, LogEvery = 6 };
+        string a = Path.Combine(_dir, "a"), b = Path.Combine(_dir, "b");
+        using (var t = new Trainer(source, a)) t.Run();
+        string from = Path.Combine(_dir, "from.tckpt");
+        File.Copy(Path.Combine(a, Checkpoint.FileName(6)), from);
+
+        // a longer training length and another seed: only the shapes must agree
+        var warm = source with { TrainLength = 6, Seed = 7, Steps = 0, InitFrom = from };
+        var log = new StringWriter();
+        using (var t = new Trainer(warm, b, log)) t.Run();
+        log.ToString().Should().Contain($"init_from: starting from {from} (task badd, train length 4, step 6, seed 1; weights and optimizer state, 6 optimizer steps)");
+        var started = Checkpoint.Load(Path.Combine(b, Checkpoint.FileName(0)));
+        var original = Checkpoint.Load(from);
+        TrainerState.FromJson(started.State).Step.Should().Be(0, "the new run counts its own steps");
+        TrainerState.FromJson(started.State).OptimizerSteps.Should().Be(6, "AdaMax goes on where the source stopped");
+        started.Tensors.Keys.Should().BeEquivalentTo(original.Tensors.Keys);
+        foreach (var (name, tensor) in original.Tensors)
+            started.Tensors[name].allclose(tensor, rtol: 0, atol: 0).Should().BeTrue($"{name} is copied exactly");
+        started.Config.InitFrom.Should().Be(from, "the checkpoint (and so the card) names where the run started");
+
+        // a resume continues from the run's own checkpoints: the source is not read again
+        File.Delete(from);
+        using (var t = new Trainer(warm with { Steps = 2 }, b))
+        {
+            t.TryResume().Should().BeTrue();
+            t.Run().Losses.Should().NotBeEmpty();
+            t.Step.Should().Be(2);
+        }
+    }
+
+    [Fact]
+    public void A_warm_start_from_a_missing_file_or_another_architecture_is_refused_with_the_file_named()
+    {
+        var config = Tiny("dngpu", "badd") with { Steps = 1, InitFrom = Path.Combine(_dir, "nowhere.tckpt") };
+        using (var t = new Trainer(config, Path.Combine(_dir, "a")))
+            t.Invoking(x => x.Run()).Should().Throw<CheckpointException>()
+                .WithMessage($"{config.InitFrom}: init_from names no checkpoint file*");
+        Checkpoint.InDirectory(Path.Combine(_dir, "a")).Should().BeEmpty("nothing is written before the source is read");
+
+        var gru = Tiny("gru", "badd") with { Steps = 1, CheckpointEvery = 1 };
+        using (var t = new Trainer(gru, Path.Combine(_dir, "gru"))) t.Run();
+        var wrong = config with { InitFrom = Path.Combine(_dir, "gru", Checkpoint.FileName(1)) };
+        using (var t = new Trainer(wrong, Path.Combine(_dir, "b")))
+            t.Invoking(x => x.Run()).Should().Throw<CheckpointException>()
+                .WithMessage("*init_from holds a 'gru' model, but this run trains 'dngpu'*");
+    }
+
+    [Fact]
     public void A_resume_after_a_kill_keeps_each_step_once_in_the_metrics_log()
     {
         var config = Tiny("dngpu", "copy") with { Steps = 6, LogEvery = 1, CheckpointEvery = 4 };
