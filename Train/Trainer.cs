@@ -207,6 +207,7 @@ public sealed class Trainer : IDisposable
             throw new CheckpointException($"{file}: init_from holds a '{source.Config.Arch}' model, but this run trains '{_config.Arch}'; warm-start from a checkpoint of the same architecture");
         LoadCheckpoint(_model, source, file);
         var sourceState = TrainerState.FromJson(source.State);
+        _state.InitFrom = new WarmStartOrigin(source.FileHash ?? "", source.Config.Task, source.Config.TrainLength, source.Config.Seed, sourceState.Step, sourceState.WallSeconds);
         if (source.HasOptimizerState)
         {
             _optimizer.LoadState(source.Section("optim/"), _device);
@@ -800,6 +801,10 @@ public sealed class Trainer : IDisposable
     public void Dispose() => _model.Dispose();
 }
 
+/// <summary>Where a warm-started run came from: the source checkpoint's hash, and its run's task, training length,
+/// seed, steps and wall time (so a card can count the whole training, not only this run's part).</summary>
+public sealed record WarmStartOrigin(string Sha256, string Task, int TrainLength, ulong Seed, long Step, double WallSeconds);
+
 /// <summary>The trainer's mutable state besides tensors, saved in every checkpoint.</summary>
 public sealed class TrainerState
 {
@@ -821,6 +826,8 @@ public sealed class TrainerState
     public List<double> DecayWindows { get; set; } = [];
     /// <summary>Training wall time summed over every process that worked on this run.</summary>
     public double WallSeconds { get; set; }
+    /// <summary>init_from: the checkpoint this run started from, as it was read (null: a fresh initialization).</summary>
+    public WarmStartOrigin? InitFrom { get; set; }
 
     public int CurriculumSize(RunConfig c) =>
         !c.Curriculum || c.AllBins ? c.TrainLength : Math.Clamp(Curriculum == 0 ? c.CurriculumStart : Curriculum, 1, c.TrainLength);

@@ -134,6 +134,8 @@ public class TrainTests : IDisposable
         var original = Checkpoint.Load(from);
         TrainerState.FromJson(started.State).Step.Should().Be(0, "the new run counts its own steps");
         TrainerState.FromJson(started.State).OptimizerSteps.Should().Be(6, "AdaMax goes on where the source stopped");
+        TrainerState.FromJson(started.State).InitFrom.Should().Be(new WarmStartOrigin(original.FileHash!, "badd", 4, 1, 6,
+            TrainerState.FromJson(original.State).WallSeconds), "the origin, with its hash, stays in every checkpoint of the run");
         started.Tensors.Keys.Should().BeEquivalentTo(original.Tensors.Keys);
         foreach (var (name, tensor) in original.Tensors)
             started.Tensors[name].allclose(tensor, rtol: 0, atol: 0).Should().BeTrue($"{name} is copied exactly");

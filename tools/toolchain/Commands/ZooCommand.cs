@@ -325,6 +325,18 @@ public static class ZooCommand
         };
         // a compacted checkpoint (zoo --compact) names the full one that earlier cards and exports name
         if (ckpt.CompactedFrom is not null) card["checkpoint_compacted_from"] = ckpt.CompactedFrom;
+        // a warm-started run (init_from) says what it started from: steps and wall time above are its own part only
+        if (state.InitFrom is { } from)
+            card["init_from"] = new JsonObject
+            {
+                ["path"] = ckpt.Config.InitFrom,
+                ["sha256"] = from.Sha256,
+                ["task"] = from.Task,
+                ["train_length"] = from.TrainLength,
+                ["seed"] = from.Seed,
+                ["steps"] = from.Step,
+                ["wall_time_seconds"] = Math.Round(from.WallSeconds),
+            };
         foreach (var (key, value) in Measured(onnx, results)) card[key] = value?.DeepClone();
         return card;
     }
