@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+
 namespace Toolchain.Tests.Zoo;
 
 /// <summary>`toolchain zoo` goes on past a model it cannot grade and says so in its exit code.</summary>
@@ -155,6 +157,36 @@ public class ZooCommandTests
         var export = CliRunner.InProcess("export", Path.Combine(tmp.Path, "runs", "done"), "--out", tmp["done.onnx"]);
         export.Code.Should().Be(0, export.Out + export.Err);
         File.Exists(tmp["done.onnx"]).Should().BeTrue();
+    }
+
+    [Fact]
+    public void A_warm_started_model_card_names_the_checkpoint_it_started_from()
+    {
+        using var tmp = new Toolchain.Tests.Evaluate.TempDir();
+        string source = Path.Combine(tmp.Path, "runs", "short", Toolchain.Train.Checkpoint.FileName(2));
+        File.WriteAllText(tmp["zoo.yaml"], $$"""
+            models:
+              - {name: short, task: copy, arch: cnn, preset: tiny, steps: 2}
+              - {name: warm, task: copy, arch: cnn, preset: tiny, steps: 3, set: [train_length=8, "init_from={{source}}"]}
+            """);
+        string models = tmp["models"];
+
+        var (code, output, err) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--models", models, "--eval-minutes", "0.05");
+
+        code.Should().Be(0, output + err);
+        output.Should().Contain($"init_from: starting from {source} (task copy, train length 6, step 2, seed 1; weights and optimizer state, 2 optimizer steps)");
+        JsonNode Card(string name) => JsonNode.Parse(File.ReadAllText(Path.Combine(models, name + ".card.json")))!;
+        var warm = Card("warm");
+        warm["steps"]!.GetValue<long>().Should().Be(3, "the card's steps are the warm run's own");
+        warm["config"]!["init_from"]!.GetValue<string>().Should().Be(source);
+        var from = warm["init_from"]!;
+        from["path"]!.GetValue<string>().Should().Be(source);
+        from["sha256"]!.GetValue<string>().Should().Be(Card("short")["checkpoint_sha256"]!.GetValue<string>(), "the source is the short run's published checkpoint");
+        from["task"]!.GetValue<string>().Should().Be("copy");
+        from["train_length"]!.GetValue<int>().Should().Be(6);
+        from["steps"]!.GetValue<long>().Should().Be(2);
+        from["wall_time_seconds"]!.GetValue<double>().Should().BeGreaterThanOrEqualTo(0);
+        Card("short")["init_from"].Should().BeNull("a fresh run has no origin");
     }
 
     [Fact]
