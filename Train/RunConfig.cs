@@ -88,6 +88,10 @@ public sealed record RunConfig
     /// replacement (the DNGPU reference generates 10,000 per length once and cycles through them); 0 = a fresh
     /// random example every draw.</summary>
     public int TrainSetSize { get; init; }
+    /// <summary>A departure from every paper recipe (which train on random operands only): the fraction of training
+    /// examples drawn from the task's other case families (carry chains, all zeros, powers of two, one operand the
+    /// identity, ...; each equally likely), at the training sizes. 0: random examples only.</summary>
+    public double HardFraction { get; init; }
     /// <summary>Warm start (a departure from every paper recipe, named on the card): the path of a checkpoint of the same
     /// architecture and shapes whose weights, optimizer moments and optimizer step count this run starts from, for a
     /// curriculum across runs (train short, then continue longer). Everything else is this run's own: its task data,
@@ -279,6 +283,7 @@ public sealed record RunConfig
         Require(SaturationMode is "mean" or "dngpu", $"saturation_mode must be mean or dngpu, not '{SaturationMode}'");
         Require(SaturationMode == "mean" || Arch == "dngpu", "saturation_mode=dngpu is a dngpu setting");
         Require(TrainSetSize >= 0, "train_set_size must be at least 0 (0 = fresh examples)");
+        Require(HardFraction is >= 0 and <= 1, "hard_fraction must be in [0, 1] (the fraction of training examples from the task's hard families)");
         Require(GradNoiseLr >= 0, "grad_noise_lr must be at least 0 (0 = off)");
         Require((!EmbedClip && EmbedDropout == 0) || Arch == "dngpu", "embed_clip and embed_dropout are dngpu settings");
         Require(LrDecay is >= 0 and < 1, "lr_decay must be in [0, 1) (0 = off)");

@@ -658,7 +658,7 @@ public sealed class Trainer : IDisposable
         var targets = new long[count * length];
         for (int b = 0; b < count; b++)
         {
-            var ex = DrawExample(_task, _config.Seed, bin, poolSize, rng);
+            var ex = DrawExample(_task, _config.Seed, bin, poolSize, rng, _config.HardFraction);
             for (int i = 0; i < ex.Length; i++)  // the tail past a shorter example stays PAD (0)
             {
                 tokens[b * length + i] = ex.Input[i];
@@ -694,12 +694,20 @@ public sealed class Trainer : IDisposable
 
     /// <summary>One random training example of a bin: its size from <see cref="PaddedExampleSize"/> (bin_padding) or
     /// the bin's size; with <paramref name="poolSize"/> &gt; 0 one of that many fixed examples of its size (a pure
-    /// function of the seed, the size and its index in the pool), as the reference draws from its training set.</summary>
-    public static Example DrawExample(AlgorithmicTask task, ulong seed, Bin bin, int poolSize, Rng rng)
+    /// function of the seed, the size and its index in the pool), as the reference draws from its training set.
+    /// With <paramref name="hardFraction"/> &gt; 0 (hard_fraction) the example is, with that probability, one of the
+    /// task's other families (opt-in ones included), each equally likely; at 0 the draws are exactly as without it.</summary>
+    public static Example DrawExample(AlgorithmicTask task, ulong seed, Bin bin, int poolSize, Rng rng, double hardFraction = 0)
     {
         int size = bin.Below is int below ? PaddedExampleSize(task, bin.Size, below, rng) : bin.Size;
         var exampleRng = poolSize > 0 ? Rng.For(seed, "train-set", size, rng.NextInt(0, poolSize - 1)) : rng;
-        return task.Generate(size, AlgorithmicTask.Random, exampleRng);
+        string family = AlgorithmicTask.Random;
+        if (hardFraction > 0 && exampleRng.NextDouble() < hardFraction)
+        {
+            var hard = task.Families.Where(f => f != AlgorithmicTask.Random).ToList();
+            if (hard.Count > 0) family = hard[exampleRng.NextInt(0, hard.Count - 1)];
+        }
+        return task.Generate(size, family, exampleRng);
     }
 
     /// <summary>The saturation weight's scale (weight = saturation_weight x scale) after a re-balancing window whose

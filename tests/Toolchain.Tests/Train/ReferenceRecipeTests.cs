@@ -85,6 +85,30 @@ public class ReferenceRecipeTests : IDisposable
     }
 
     [Fact]
+    public void Hard_fraction_mixes_in_every_other_family_at_the_training_sizes_and_at_zero_changes_nothing()
+    {
+        var bin = new Trainer.Bin(41, 20, 17); // sizes 18..20, 5% any smaller size
+        var plain = Rng.For(3, "draws");
+        var zero = Rng.For(3, "draws");
+        for (int i = 0; i < 200; i++)
+            Trainer.DrawExample(Badd, 7, bin, 100, zero, hardFraction: 0).Should().BeEquivalentTo(Trainer.DrawExample(Badd, 7, bin, 100, plain),
+                "hard_fraction 0 draws exactly what the recipe without it draws (the long runs resume unchanged)");
+
+        var rng = Rng.For(4, "draws");
+        var drawn = Enumerable.Range(0, 3000).Select(_ => Trainer.DrawExample(Badd, 7, bin, 10000, rng, hardFraction: 0.25)).ToList();
+        double hard = drawn.Count(e => e.Family != AlgorithmicTask.Random) / (double)drawn.Count;
+        hard.Should().BeInRange(0.22, 0.28, "a quarter of the examples come from the other families");
+        drawn.Select(e => e.Family).Distinct().Should().BeEquivalentTo(Badd.Families, "every family is drawn, the opt-in ones (identity_a, no_carry) included");
+        foreach (var e in drawn)
+        {
+            e.Size.Should().BeInRange(1, 20);
+            Badd.Check(e.Input, e.Target).Correct.Should().BeTrue("every training target is the exact sum");
+        }
+        FluentActions.Invoking(() => (Reference() with { HardFraction = 1.5 }).Validate())
+            .Should().Throw<ArgumentException>().WithMessage("hard_fraction must be in [0, 1]*");
+    }
+
+    [Fact]
     public void Reference_saturation_cost_is_the_sum_over_maps_positions_and_steps_over_n_squared_B()
     {
         foreach (var mode in new[] { "dngpu", "mean" })
