@@ -24,5 +24,10 @@ for path in sorted(models.glob("*.card.json")):
     card = json.loads(path.read_text())
     got = card.get("levels", {})
     point = card.get("break_point", "-").split(": ", 1)[-1]
-    row = [f"`{card['name']}`", f"{card['steps']:,}", wall(card["wall_time_seconds"])] + [cell(got.get(l)) for l in levels] + [point]
+    steps, seconds = f"{card['steps']:,}", wall(card["wall_time_seconds"])
+    origin = card.get("init_from")  # a warm-started run: count the training it started from too
+    if origin:
+        steps += f" (after {origin['steps']:,} at size {origin['train_length']})"
+        seconds = f"{wall(card['wall_time_seconds'] + origin['wall_time_seconds'])} (both)"
+    row = [f"`{card['name']}`", steps, seconds] + [cell(got.get(l)) for l in levels] + [point]
     print("| " + " | ".join(row) + " |")

@@ -102,4 +102,22 @@ public class ProbeToolsTests
         noProbe.Code.Should().Be(2);
         noProbe.Err.Trim().Should().StartWith("error: ").And.Contain("size 200");
     }
+
+    [SkippableFact]
+    public void The_zoo_table_counts_a_warm_started_model_with_the_run_it_started_from()
+    {
+        Skip.If(OnPath("python3") is null, "no python3 on PATH");
+        using var tmp = new TempDir();
+        string models = tmp["models"];
+        Directory.CreateDirectory(models);
+        const string complete = "\"status\": \"complete\", \"sequence_accuracy\": ";
+        File.WriteAllText(Path.Combine(models, "a.card.json"), "{\"name\": \"a\", \"steps\": 1200, \"wall_time_seconds\": 5400, \"break_point\": \"x: exact up to 40\", " +
+            "\"levels\": {\"1x\": {" + complete + "1}, \"10x\": {" + complete + "0.5}}}");
+        File.WriteAllText(Path.Combine(models, "b.card.json"), "{\"name\": \"b\", \"steps\": 1200, \"wall_time_seconds\": 5400, \"break_point\": \"x: exact up to 40\", " +
+            "\"init_from\": {\"steps\": 6000, \"train_length\": 10, \"wall_time_seconds\": 1800}, \"levels\": {\"1x\": {" + complete + "1}}}");
+        var table = Python(Path.Combine(ZooTests.RepoRoot(), "tools", "zoo-table.py"), models);
+        table.Code.Should().Be(0, table.Err);
+        table.Out.Should().Contain("| `a` | 1,200 | 1.5 h | not graded | 100.0% | 50.0% | not graded | not graded | exact up to 40 |")
+            .And.Contain("| `b` | 1,200 (after 6,000 at size 10) | 2.0 h (both) | not graded | 100.0% | not graded |");
+    }
 }
