@@ -11,7 +11,7 @@ public class VerdictTests
 {
     private static string ZooModel(string name) => Path.Combine(ZooTests.RepoRoot(), "models", name + ".onnx");
 
-    // the zoo's dngpu-badd at 1x of the quick suite: 38 examples in 12 families, one of them wrong (a carry chain)
+    // the zoo's dngpu-port-badd (the first port's model, frozen) at 1x of the quick suite: 38 examples in 12 families, one of them wrong (a carry chain)
     private static readonly string[] Quick1x = ["--suite", "quick", "--levels", "1x", "--provider", "cpu", "--verdicts"];
 
     private static List<JsonNode> Lines(string dir) =>
@@ -21,7 +21,7 @@ public class VerdictTests
     public void Verdicts_of_a_zoo_model_match_its_accuracy_and_survive_resume_and_merge()
     {
         using var tmp = new TempDir();
-        string model = ZooModel("dngpu-badd");
+        string model = ZooModel("dngpu-port-badd");
         var whole = CliRunner.InProcess(["eval", model, "--out", tmp["whole"], .. Quick1x]);
         whole.Code.Should().Be(0, whole.Err);
         whole.Out.Should().Contain(VerdictFile.FileName);
