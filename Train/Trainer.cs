@@ -702,11 +702,9 @@ public sealed class Trainer : IDisposable
         int size = bin.Below is int below ? PaddedExampleSize(task, bin.Size, below, rng) : bin.Size;
         var exampleRng = poolSize > 0 ? Rng.For(seed, "train-set", size, rng.NextInt(0, poolSize - 1)) : rng;
         string family = AlgorithmicTask.Random;
-        if (hardFraction > 0 && exampleRng.NextDouble() < hardFraction)
-        {
-            var hard = task.Families.Where(f => f != AlgorithmicTask.Random).ToList();
-            if (hard.Count > 0) family = hard[exampleRng.NextInt(0, hard.Count - 1)];
-        }
+        // Families lists "random" first, then the others
+        if (hardFraction > 0 && exampleRng.NextDouble() < hardFraction && task.Families.Count > 1)
+            family = task.Families[exampleRng.NextInt(1, task.Families.Count - 1)];
         return task.Generate(size, family, exampleRng);
     }
 

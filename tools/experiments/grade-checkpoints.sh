@@ -6,8 +6,8 @@
 #   e.g.:  tools/experiments/grade-checkpoints.sh zoo/experiments/badd-screen/suite.yaml 1x,10x /tmp/screen \
 #            zoo/runs/dngpu-ref-badd-hard-s1/config.json saved/ckpt-00001400.tckpt
 # Each checkpoint gets OUT_DIR/NAME/ (NAME: the file name without .tckpt, prefixed with the run folder's name)
-# with the exported model and the eval reports; the last lines print one row per checkpoint: exact counts per
-# level, and the families that were not all exact. TOOLCHAIN (default: the Release build's toolchain) runs both.
+# with the export's log and the eval's results.json and summary.md (the exported model is not kept); the last
+# lines print one row per checkpoint: exact counts per level, and the families that were not all exact. TOOLCHAIN (default: the Release build's toolchain) runs both.
 set -euo pipefail
 if [[ $# -lt 5 ]]; then sed -n 2,11p "$0" >&2; exit 2; fi
 suite=$1 levels=$2 out=$3 config=$4; shift 4
@@ -16,9 +16,11 @@ tool=${TOOLCHAIN:-$(dirname "$0")/../toolchain/bin/Release/net10.0/toolchain}
 [[ -f $config ]] || { echo "error: $config: no such run config (a run folder's config.json)" >&2; exit 2; }
 run=$(basename "$(dirname "$config")")
 mkdir -p "$out"
+names=()
 for ckpt in "$@"; do
   [[ -f $ckpt ]] || { echo "error: $ckpt: no such checkpoint" >&2; exit 2; }
   name="$run-$(basename "$ckpt" .tckpt)"
+  names+=("$name")
   work=$(mktemp -d "$out/.work-XXXXXX")
   cp "$ckpt" "$config" "$work/"
   "$tool" export "$work" --out "$work/model.onnx" > "$work/export.log" 2>&1 || { cat "$work/export.log" >&2; exit 1; }
@@ -29,8 +31,7 @@ for ckpt in "$@"; do
   mv "$work/eval/results.json" "$work/eval/summary.md" "$work/export.log" "$out/$name/"
   rm -rf "$work"
 done
-for ckpt in "$@"; do
-  name="$run-$(basename "$ckpt" .tckpt)"
+for name in "${names[@]}"; do
   python3 - "$out/$name/results.json" "$name" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
