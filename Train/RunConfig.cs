@@ -92,6 +92,10 @@ public sealed record RunConfig
     /// examples drawn from the task's other case families (carry chains, all zeros, powers of two, one operand the
     /// identity, ...; each equally likely), at the training sizes. 0: random examples only.</summary>
     public double HardFraction { get; init; }
+    /// <summary>Which of the task's families the hard fraction draws from, and how often: comma-separated names,
+    /// each optionally with a whole-number weight (name:weight, default 1), e.g. "powers_of_two:5,carry,identity_a".
+    /// Empty: every family other than random, each equally likely.</summary>
+    public string HardFamilies { get; init; } = "";
     /// <summary>Warm start (a departure from every paper recipe, named on the card): the path of a checkpoint of the same
     /// architecture and shapes whose weights, optimizer moments and optimizer step count this run starts from, for a
     /// curriculum across runs (train short, then continue longer). Everything else is this run's own: its task data,
@@ -284,6 +288,9 @@ public sealed record RunConfig
         Require(SaturationMode == "mean" || Arch == "dngpu", "saturation_mode=dngpu is a dngpu setting");
         Require(TrainSetSize >= 0, "train_set_size must be at least 0 (0 = fresh examples)");
         Require(HardFraction is >= 0 and <= 1, "hard_fraction must be in [0, 1] (the fraction of training examples from the task's hard families)");
+        Require(HardFamilies == "" || HardFraction > 0, "hard_families needs hard_fraction above 0 (it says which families the hard fraction draws from)");
+        // a malformed hard_families, or one naming a family the task does not have, is refused here (and in --dry-run)
+        if (HardFamilies != "" && Toolchain.Suites.TaskRegistry.TryGet(Task) is { } familyTask) Trainer.HardFamilyTable(this, familyTask);
         Require(GradNoiseLr >= 0, "grad_noise_lr must be at least 0 (0 = off)");
         Require((!EmbedClip && EmbedDropout == 0) || Arch == "dngpu", "embed_clip and embed_dropout are dngpu settings");
         Require(LrDecay is >= 0 and < 1, "lr_decay must be in [0, 1) (0 = off)");

@@ -40,6 +40,7 @@ public sealed class Trainer : IDisposable
     private readonly RunConfig _config;
     private readonly AlgorithmicTask _task;
     private readonly Bin[] _bins; // the run's bins, fixed by its configuration
+    private readonly IReadOnlyList<string> _hardFamilies; // hard_families as a draw table (empty: every other family)
     private readonly string _dir;
     private readonly TextWriter _log;
     private readonly Device _device;
@@ -62,6 +63,7 @@ public sealed class Trainer : IDisposable
         _task = TaskRegistry.Get(config.Task);
         CheckBinPadding(_config, _task);
         _bins = TrainingBins(_config, _task);
+        _hardFamilies = HardFamilyTable(_config, _task);
         _dir = runDirectory;
         _log = log ?? TextWriter.Null;
         _device = ResolveDevice(config.Device);
@@ -658,7 +660,7 @@ public sealed class Trainer : IDisposable
         var targets = new long[count * length];
         for (int b = 0; b < count; b++)
         {
-            var ex = DrawExample(_task, _config.Seed, bin, poolSize, rng, _config.HardFraction);
+            var ex = DrawExample(_task, _config.Seed, bin, poolSize, rng, _config.HardFraction, _hardFamilies);
             for (int i = 0; i < ex.Length; i++)  // the tail past a shorter example stays PAD (0)
             {
                 tokens[b * length + i] = ex.Input[i];
@@ -696,16 +698,46 @@ public sealed class Trainer : IDisposable
     /// the bin's size; with <paramref name="poolSize"/> &gt; 0 one of that many fixed examples of its size (a pure
     /// function of the seed, the size and its index in the pool), as the reference draws from its training set.
     /// With <paramref name="hardFraction"/> &gt; 0 (hard_fraction) the example is, with that probability, one of the
-    /// task's other families (opt-in ones included), each equally likely; at 0 the draws are exactly as without it.</summary>
-    public static Example DrawExample(AlgorithmicTask task, ulong seed, Bin bin, int poolSize, Rng rng, double hardFraction = 0)
+    /// task's other families (opt-in ones included): each equally likely, or as <paramref name="hardFamilies"/>
+    /// (hard_families, from <see cref="HardFamilyTable"/>) weighs them. At 0 the draws are exactly as without it.</summary>
+    public static Example DrawExample(AlgorithmicTask task, ulong seed, Bin bin, int poolSize, Rng rng, double hardFraction = 0,
+        IReadOnlyList<string>? hardFamilies = null)
     {
         int size = bin.Below is int below ? PaddedExampleSize(task, bin.Size, below, rng) : bin.Size;
         var exampleRng = poolSize > 0 ? Rng.For(seed, "train-set", size, rng.NextInt(0, poolSize - 1)) : rng;
         string family = AlgorithmicTask.Random;
-        // Families lists "random" first, then the others
-        if (hardFraction > 0 && exampleRng.NextDouble() < hardFraction && task.Families.Count > 1)
-            family = task.Families[exampleRng.NextInt(1, task.Families.Count - 1)];
+        if (hardFraction > 0 && exampleRng.NextDouble() < hardFraction)
+        {
+            if (hardFamilies is { Count: > 0 })
+                family = hardFamilies[exampleRng.NextInt(hardFamilies.Count)];
+            else if (task.Families.Count > 1)  // Families lists "random" first, then the others
+                family = task.Families[exampleRng.NextInt(1, task.Families.Count - 1)];
+        }
         return task.Generate(size, family, exampleRng);
+    }
+
+    /// <summary>hard_families as a draw table: each named family repeated by its weight, so that one uniform index
+    /// draws them in proportion. Empty when the setting is empty (every other family, equally). A name the task does
+    /// not have, a repeated name, or a weight that is not a whole number from 1 to 100 is refused.</summary>
+    public static IReadOnlyList<string> HardFamilyTable(RunConfig config, AlgorithmicTask task)
+    {
+        var table = new List<string>();
+        if (string.IsNullOrWhiteSpace(config.HardFamilies)) return table;
+        var seen = new HashSet<string>();
+        foreach (var part in config.HardFamilies.Split(',', StringSplitOptions.TrimEntries))
+        {
+            var fields = part.Split(':', StringSplitOptions.TrimEntries);
+            string name = fields[0];
+            int weight = 1;
+            if (fields.Length > 2 || name == "" || (fields.Length == 2 && !(int.TryParse(fields[1], out weight) && weight is >= 1 and <= 100)))
+                throw new ArgumentException($"hard_families: '{part}' is not a family name with an optional weight from 1 to 100 (e.g. powers_of_two:5,carry)");
+            if (!task.Families.Contains(name))
+                throw new ArgumentException($"hard_families: {task.Name} has no family '{name}' (it has {string.Join(", ", task.Families)})");
+            if (!seen.Add(name))
+                throw new ArgumentException($"hard_families: '{name}' is named twice; give it one weight");
+            table.AddRange(Enumerable.Repeat(name, weight));
+        }
+        return table;
     }
 
     /// <summary>The saturation weight's scale (weight = saturation_weight x scale) after a re-balancing window whose

@@ -109,6 +109,38 @@ public class ReferenceRecipeTests : IDisposable
     }
 
     [Fact]
+    public void Hard_families_draws_the_named_families_in_proportion_to_their_weights_and_refuses_unknown_names()
+    {
+        var bin = new Trainer.Bin(41, 20, 17);
+        var config = Reference() with { HardFraction = 0.5, HardFamilies = "powers_of_two:3, carry" };
+        var table = Trainer.HardFamilyTable(config.Validate(), Badd);
+        table.Should().Equal("powers_of_two", "powers_of_two", "powers_of_two", "carry");
+
+        var rng = Rng.For(5, "draws");
+        var drawn = Enumerable.Range(0, 4000).Select(_ => Trainer.DrawExample(Badd, 7, bin, 0, rng, 0.5, table)).ToList();
+        drawn.Select(e => e.Family).Distinct().Should().BeEquivalentTo([AlgorithmicTask.Random, "powers_of_two", "carry"]);
+        double Share(string family) => drawn.Count(e => e.Family == family) / (double)drawn.Count;
+        Share("powers_of_two").Should().BeInRange(0.34, 0.41, "half the examples are hard, three quarters of those powers of two");
+        Share("carry").Should().BeInRange(0.10, 0.15);
+        foreach (var e in drawn) Badd.Check(e.Input, e.Target).Correct.Should().BeTrue();
+
+        var plain = Rng.For(6, "draws");
+        var empty = Rng.For(6, "draws");
+        for (int i = 0; i < 200; i++)
+            Trainer.DrawExample(Badd, 7, bin, 0, empty, 0.25, []).Should().BeEquivalentTo(Trainer.DrawExample(Badd, 7, bin, 0, plain, 0.25),
+                "an empty hard_families draws every other family equally, as before the setting existed");
+
+        FluentActions.Invoking(() => (Reference() with { HardFraction = 0.5, HardFamilies = "powers_of_three" }).Validate())
+            .Should().Throw<ArgumentException>().WithMessage("hard_families: badd has no family 'powers_of_three'*");
+        FluentActions.Invoking(() => (Reference() with { HardFraction = 0.5, HardFamilies = "carry:0" }).Validate())
+            .Should().Throw<ArgumentException>().WithMessage("hard_families: 'carry:0' is not a family name with an optional weight*");
+        FluentActions.Invoking(() => (Reference() with { HardFraction = 0.5, HardFamilies = "carry,carry:2" }).Validate())
+            .Should().Throw<ArgumentException>().WithMessage("hard_families: 'carry' is named twice*");
+        FluentActions.Invoking(() => (Reference() with { HardFamilies = "carry" }).Validate())
+            .Should().Throw<ArgumentException>().WithMessage("hard_families needs hard_fraction above 0*");
+    }
+
+    [Fact]
     public void Reference_saturation_cost_is_the_sum_over_maps_positions_and_steps_over_n_squared_B()
     {
         foreach (var mode in new[] { "dngpu", "mean" })
