@@ -294,6 +294,14 @@ public sealed class Trainer : IDisposable
         return session.Stop(cancel.IsCancellationRequested);
     }
 
+    /// <summary>The progress line's time to go as hours:minutes:seconds, the hours not wrapped at a day
+    /// ("27:01:28" for 27 h; a TimeSpan's hh would print 03).</summary>
+    public static string Eta(double seconds)
+    {
+        var t = TimeSpan.FromSeconds(Math.Round(Math.Clamp(seconds, 0, 1e8)));
+        return string.Create(CultureInfo.InvariantCulture, $"{(long)t.TotalHours:00}:{t.Minutes:00}:{t.Seconds:00}");
+    }
+
     /// <summary>Whether the run has reached its last step.</summary>
     public bool Finished => _state.Step >= _config.Steps;
 
@@ -537,9 +545,9 @@ public sealed class Trainer : IDisposable
             result.Last = m;
             session.Metrics.WriteLine(System.Text.Json.JsonSerializer.Serialize(m, RunConfig.Json).ReplaceLineEndings("").Replace("  ", ""));
             double perStep = session.Clock.Elapsed.TotalSeconds / Math.Max(1, _state.Step - session.StartStep);
-            var eta = TimeSpan.FromSeconds(perStep * (_config.Steps - _state.Step));
+            string eta = Eta(perStep * (_config.Steps - _state.Step));
             _log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"step {_state.Step,6}/{_config.Steps}  k={m.Size,-4} loss {m.Loss,8:F4}  sym {m.SymbolAccuracy * 100,6:F2}%  seq {m.SequenceAccuracy * 100,6:F2}%  {rate,7:F1} ex/s  ETA {eta:hh\\:mm\\:ss}"));
+                $"step {_state.Step,6}/{_config.Steps}  k={m.Size,-4} loss {m.Loss,8:F4}  sym {m.SymbolAccuracy * 100,6:F2}%  seq {m.SequenceAccuracy * 100,6:F2}%  {rate,7:F1} ex/s  ETA {eta}"));
             session.LossSum = session.SymSum = session.SeqSum = 0; session.LogCount = 0; session.ExamplesSinceLog = 0;
             session.LogClock.Restart();
         }

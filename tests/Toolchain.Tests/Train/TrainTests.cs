@@ -52,6 +52,14 @@ public class TrainTests : IDisposable
     }
 
     [Fact]
+    public void Progress_eta_counts_hours_past_a_day_instead_of_wrapping()
+    {
+        Trainer.Eta(305).Should().Be("00:05:05");
+        Trainer.Eta(27 * 3600 + 60 + 28).Should().Be("27:01:28", "a 27-hour run is not 3 hours from done");
+        Trainer.Eta(-5).Should().Be("00:00:00");
+    }
+
+    [Fact]
     public void Neural_gpu_states_have_one_image_per_step_and_the_documented_channels()
     {
         var config = Tiny("ngpu") with { Maps = 6, Width = 3 };
