@@ -706,7 +706,7 @@ public sealed class Trainer : IDisposable
     /// the bin's size; with <paramref name="poolSize"/> &gt; 0 one of that many fixed examples of its size (a pure
     /// function of the seed, the size and its index in the pool), as the reference draws from its training set.
     /// With <paramref name="hardFraction"/> &gt; 0 (hard_fraction) the example is, with that probability, one of the
-    /// task's other families (opt-in ones included): each equally likely, or as <paramref name="hardFamilies"/>
+    /// task's other families but the opt-in ones: each equally likely, or as <paramref name="hardFamilies"/>
     /// (hard_families, from <see cref="HardFamilyTable"/>) weighs them. At 0 the draws are exactly as without it.</summary>
     public static Example DrawExample(AlgorithmicTask task, ulong seed, Bin bin, int poolSize, Rng rng, double hardFraction = 0,
         IReadOnlyList<string>? hardFamilies = null)
@@ -718,11 +718,16 @@ public sealed class Trainer : IDisposable
         {
             if (hardFamilies is { Count: > 0 })
                 family = hardFamilies[exampleRng.NextInt(hardFamilies.Count)];
-            else if (task.Families.Count > 1)  // Families lists "random" first, then the others
-                family = task.Families[exampleRng.NextInt(1, task.Families.Count - 1)];
+            else if (DefaultHardFamilies(task) is { Count: > 0 } pool)
+                family = pool[exampleRng.NextInt(pool.Count)];
         }
         return task.Generate(size, family, exampleRng);
     }
+
+    /// <summary>The families an empty hard_families draws from: every one but random and the task's opt-in families
+    /// (which a run names in hard_families to train on), in the task's order.</summary>
+    public static IReadOnlyList<string> DefaultHardFamilies(AlgorithmicTask task) =>
+        task.Families.Where(f => f != AlgorithmicTask.Random && !task.OptInFamilies.Contains(f)).ToList();
 
     /// <summary>hard_families as a draw table: each named family repeated by its weight, so that one uniform index
     /// draws them in proportion. Empty when the setting is empty (every other family, equally). A name the task does

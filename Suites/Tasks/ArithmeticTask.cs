@@ -21,8 +21,8 @@ public abstract class ArithmeticTask : AlgorithmicTask
         Operator = op;
         _vocab = [PadSymbol, .. Enumerable.Range(0, radix).Select(d => d.ToString(CultureInfo.InvariantCulture)), op.ToString()];
         _families = op == '+'
-            ? [Random, "carry", "complement", "all_ones", "all_zeros", "alternating", "powers_of_two", "symmetric", "uneven", "identity_a", "identity_b", "no_carry"]
-            : [Random, "all_ones", "all_zeros", "alternating", "powers_of_two", "symmetric", "uneven", "identity_a", "identity_b"];
+            ? [Random, "carry", "complement", "all_ones", "all_zeros", "alternating", "powers_of_two", "symmetric", "uneven", "identity_a", "identity_b", "no_carry", FarPowersOfTwo]
+            : [Random, "all_ones", "all_zeros", "alternating", "powers_of_two", "symmetric", "uneven", "identity_a", "identity_b", FarPowersOfTwo];
     }
 
     public int Radix { get; }
@@ -31,6 +31,14 @@ public abstract class ArithmeticTask : AlgorithmicTask
 
     public override IReadOnlyList<string> Vocab => _vocab;
     public override IReadOnlyList<string> Families => _families;
+
+    /// <summary>Two powers of two as far apart as the size allows: the largest one below B^k and one of the lowest
+    /// quarter of exponents. The answer's zeros between them (and below them) are zeros and not PAD only because of
+    /// a 1 up to k - 1 digits away, the longest reach a size-k example can ask for. Opt-in: a training family
+    /// (hard_families) and a diagnostic, not part of the built-in suites' `hard` count.</summary>
+    public const string FarPowersOfTwo = "far_powers_of_two";
+
+    public override IReadOnlyList<string> OptInFamilies => [FarPowersOfTwo];
 
     public override int LengthForSize(int size) => 2 * size + 1;
 
@@ -106,6 +114,7 @@ public abstract class ArithmeticTask : AlgorithmicTask
             "all_zeros" => (Fill(size, 0), Fill(size, 0)),
             "alternating" => Alternating(size, rng),
             "powers_of_two" => PowersOfTwo(size, rng),
+            FarPowersOfTwo => FarPowers(size, rng),
             "symmetric" => Symmetric(size, rng),
             "uneven" => Uneven(size, rng),
             "identity_a" => (Identity(size), FullDigits(size, rng)),
@@ -203,6 +212,14 @@ public abstract class ArithmeticTask : AlgorithmicTask
         var a = Digits.FromBigInteger(BigInteger.One << rng.NextInt(maxExp + 1), Radix, size);
         var b = Digits.FromBigInteger(BigInteger.One << rng.NextInt(maxExp + 1), Radix, size);
         return (a, b);
+    }
+
+    private (int[], int[]) FarPowers(int size, Rng rng)
+    {
+        int maxExp = (int)(BigInteger.Pow(Radix, size) - 1).GetBitLength() - 1;
+        var top = Digits.FromBigInteger(BigInteger.One << maxExp, Radix, size);
+        var low = Digits.FromBigInteger(BigInteger.One << rng.NextInt(Math.Max(1, (maxExp + 1) / 4)), Radix, size);
+        return MaybeSwap(top, low, rng);
     }
 
     /// <summary>a == b: half the time the smallest symmetric case 0...02 x 0...02 (Price et al.), else random.</summary>
