@@ -90,11 +90,12 @@ public sealed record RunConfig
     public int TrainSetSize { get; init; }
     /// <summary>A departure from every paper recipe (which train on random operands only): the fraction of training
     /// examples drawn from the task's other case families (carry chains, all zeros, powers of two, one operand the
-    /// identity, ...; each equally likely), at the training sizes. 0: random examples only.</summary>
+    /// identity, ...; each equally likely, or as hard_families weighs them), at the training sizes. 0: random
+    /// examples only.</summary>
     public double HardFraction { get; init; }
     /// <summary>Which of the task's families the hard fraction draws from, and how often: comma-separated names,
     /// each optionally with a whole-number weight (name:weight, default 1), e.g. "powers_of_two:5,carry,identity_a".
-    /// Empty: every family other than random, each equally likely.</summary>
+    /// Empty: every family other than random and the opt-in ones (far_powers_of_two), each equally likely.</summary>
     public string HardFamilies { get; init; } = "";
     /// <summary>Warm start (a departure from every paper recipe, named on the card): the path of a checkpoint of the same
     /// architecture and shapes whose weights, optimizer moments and optimizer step count this run starts from, for a

@@ -40,7 +40,7 @@ public sealed class Trainer : IDisposable
     private readonly RunConfig _config;
     private readonly AlgorithmicTask _task;
     private readonly Bin[] _bins; // the run's bins, fixed by its configuration
-    private readonly IReadOnlyList<string> _hardFamilies; // hard_families as a draw table (empty: every other family)
+    private readonly IReadOnlyList<string> _hardFamilies; // the hard fraction's draw table (hard_families), built once
     private readonly string _dir;
     private readonly TextWriter _log;
     private readonly Device _device;
@@ -705,22 +705,18 @@ public sealed class Trainer : IDisposable
     /// <summary>One random training example of a bin: its size from <see cref="PaddedExampleSize"/> (bin_padding) or
     /// the bin's size; with <paramref name="poolSize"/> &gt; 0 one of that many fixed examples of its size (a pure
     /// function of the seed, the size and its index in the pool), as the reference draws from its training set.
-    /// With <paramref name="hardFraction"/> &gt; 0 (hard_fraction) the example is, with that probability, one of the
-    /// task's other families but the opt-in ones: each equally likely, or as <paramref name="hardFamilies"/>
-    /// (hard_families, from <see cref="HardFamilyTable"/>) weighs them. At 0 the draws are exactly as without it.</summary>
+    /// With <paramref name="hardFraction"/> &gt; 0 (hard_fraction) the example is, with that probability, of a family
+    /// drawn from the table <paramref name="hardFamilies"/> (<see cref="HardFamilyTable"/>, which a trainer builds once); without
+    /// one, from <see cref="DefaultHardFamilies"/>. At 0 the draws are exactly as without it.</summary>
     public static Example DrawExample(AlgorithmicTask task, ulong seed, Bin bin, int poolSize, Rng rng, double hardFraction = 0,
         IReadOnlyList<string>? hardFamilies = null)
     {
         int size = bin.Below is int below ? PaddedExampleSize(task, bin.Size, below, rng) : bin.Size;
         var exampleRng = poolSize > 0 ? Rng.For(seed, "train-set", size, rng.NextInt(0, poolSize - 1)) : rng;
         string family = AlgorithmicTask.Random;
-        if (hardFraction > 0 && exampleRng.NextDouble() < hardFraction)
-        {
-            if (hardFamilies is { Count: > 0 })
-                family = hardFamilies[exampleRng.NextInt(hardFamilies.Count)];
-            else if (DefaultHardFamilies(task) is { Count: > 0 } pool)
-                family = pool[exampleRng.NextInt(pool.Count)];
-        }
+        if (hardFraction > 0 && exampleRng.NextDouble() < hardFraction
+            && (hardFamilies is { Count: > 0 } ? hardFamilies : DefaultHardFamilies(task)) is { Count: > 0 } pool)
+            family = pool[exampleRng.NextInt(pool.Count)];
         return task.Generate(size, family, exampleRng);
     }
 
@@ -730,12 +726,13 @@ public sealed class Trainer : IDisposable
         task.Families.Where(f => f != AlgorithmicTask.Random && !task.OptInFamilies.Contains(f)).ToList();
 
     /// <summary>hard_families as a draw table: each named family repeated by its weight, so that one uniform index
-    /// draws them in proportion. Empty when the setting is empty (every other family, equally). A name the task does
-    /// not have, a repeated name, or a weight that is not a whole number from 1 to 100 is refused.</summary>
+    /// draws them in proportion; an empty setting gives <see cref="DefaultHardFamilies"/> (every other family, equally,
+    /// the same draws as before the setting existed). A name the task does not have, a repeated name, or a weight
+    /// that is not a whole number from 1 to 100 is refused.</summary>
     public static IReadOnlyList<string> HardFamilyTable(RunConfig config, AlgorithmicTask task)
     {
+        if (string.IsNullOrWhiteSpace(config.HardFamilies)) return DefaultHardFamilies(task);
         var table = new List<string>();
-        if (string.IsNullOrWhiteSpace(config.HardFamilies)) return table;
         var seen = new HashSet<string>();
         foreach (var part in config.HardFamilies.Split(',', StringSplitOptions.TrimEntries))
         {

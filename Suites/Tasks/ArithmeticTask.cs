@@ -207,16 +207,18 @@ public abstract class ArithmeticTask : AlgorithmicTask
 
     private (int[], int[]) PowersOfTwo(int size, Rng rng)
     {
-        // largest e with 2^e < B^k
-        int maxExp = (int)(BigInteger.Pow(Radix, size) - 1).GetBitLength() - 1;
+        int maxExp = LargestPowerOfTwoExponent(size);
         var a = Digits.FromBigInteger(BigInteger.One << rng.NextInt(maxExp + 1), Radix, size);
         var b = Digits.FromBigInteger(BigInteger.One << rng.NextInt(maxExp + 1), Radix, size);
         return (a, b);
     }
 
+    /// <summary>The largest e with 2^e &lt; B^k: the largest power of two that fits in k digits.</summary>
+    private int LargestPowerOfTwoExponent(int size) => (int)(BigInteger.Pow(Radix, size) - 1).GetBitLength() - 1;
+
     private (int[], int[]) FarPowers(int size, Rng rng)
     {
-        int maxExp = (int)(BigInteger.Pow(Radix, size) - 1).GetBitLength() - 1;
+        int maxExp = LargestPowerOfTwoExponent(size);
         var top = Digits.FromBigInteger(BigInteger.One << maxExp, Radix, size);
         var low = Digits.FromBigInteger(BigInteger.One << rng.NextInt(Math.Max(1, (maxExp + 1) / 4)), Radix, size);
         return MaybeSwap(top, low, rng);
