@@ -209,7 +209,24 @@ public sealed class Trainer : IDisposable
             throw new CheckpointException($"{file}: init_from holds a '{source.Config.Arch}' model, but this run trains '{_config.Arch}'; warm-start from a checkpoint of the same architecture");
         LoadCheckpoint(_model, source, file);
         var sourceState = TrainerState.FromJson(source.State);
-        _state.InitFrom = new WarmStartOrigin(source.FileHash ?? "", source.Config.Task, source.Config.TrainLength, source.Config.Seed, sourceState.Step, sourceState.WallSeconds);
+        // the whole chain behind the source goes into this run's state, so a card can name every stage even if the
+        // files of earlier stages are gone (stages an older checkpoint did not record are read from their files here)
+        _state.InitFrom = new WarmStartOrigin(source.FileHash ?? "", source.Config.Task, source.Config.TrainLength, source.Config.Seed, sourceState.Step, sourceState.WallSeconds)
+        {
+            SourceInitFrom = source.Config.InitFrom,
+            From = WarmStartChain.Embed(WarmStartChain.Resolve(source)),
+        };
+        // the saturation cost's weight is re-balanced to the loss every saturation_rebalance steps: a warm start goes on
+        // with the source's weight (a converged model's is far below the cap it starts at), not from the cap; starting
+        // at the cap made every warm start before 2026-11-29 lose most of its 10x accuracy by step 200 (docs/train.md)
+        if (source.Config.SaturationWeight > 0 && _config.SaturationWeight > 0 && source.Config.SaturationMode == _config.SaturationMode)
+        {
+            double weight = source.Config.SaturationWeight * sourceState.SaturationScale;
+            _state.SaturationScale = _config.SaturationMode == "dngpu"
+                ? Math.Min(weight, _config.SaturationWeight) / _config.SaturationWeight
+                : weight / _config.SaturationWeight;
+            _log.WriteLine($"init_from: the saturation cost's weight goes on from the source's, {_state.SaturationWeight(_config).ToString("G4", CultureInfo.InvariantCulture)}");
+        }
         if (source.HasOptimizerState)
         {
             _optimizer.LoadState(source.Section("optim/"), _device);
@@ -851,7 +868,16 @@ public sealed class Trainer : IDisposable
 
 /// <summary>Where a warm-started run came from: the source checkpoint's hash, and its run's task, training length,
 /// seed, steps and wall time (so a card can count the whole training, not only this run's part).</summary>
-public sealed record WarmStartOrigin(string Sha256, string Task, int TrainLength, ulong Seed, long Step, double WallSeconds);
+public sealed record WarmStartOrigin(string Sha256, string Task, int TrainLength, ulong Seed, long Step, double WallSeconds)
+{
+    /// <summary>The source run's own init_from: "" when it started from a fresh initialization, null when not
+    /// recorded (checkpoints written before 2026-11-29 kept only the nearest source).</summary>
+    public string? SourceInitFrom { get; init; }
+
+    /// <summary>The source run's own origin, and so on back: a chain of warm starts (null at a fresh start, or
+    /// where it was not recorded).</summary>
+    public WarmStartOrigin? From { get; init; }
+}
 
 /// <summary>The trainer's mutable state besides tensors, saved in every checkpoint.</summary>
 public sealed class TrainerState

@@ -25,9 +25,13 @@ for path in sorted(models.glob("*.card.json")):
     got = card.get("levels", {})
     point = card.get("break_point", "-").split(": ", 1)[-1]
     steps, seconds = f"{card['steps']:,}", wall(card["wall_time_seconds"])
-    origin = card.get("init_from")  # a warm-started run: count the training it started from too
+    origin = card.get("init_from")  # a warm-started run: count the training it started from too, every stage
     if origin:
-        steps += f" (after {origin['steps']:,} at size {origin['train_length']})"
-        seconds = f"{wall(card['wall_time_seconds'] + origin['wall_time_seconds'])} (both)"
+        stages = [origin] + origin.get("earlier", [])
+        steps += " (after " + ", then ".join(f"{s['steps']:,} at size {s['train_length']}" for s in reversed(stages)) + ")"
+        total = card["wall_time_seconds"] + sum(s["wall_time_seconds"] for s in stages)
+        seconds = f"{wall(total)} (" + ("both" if len(stages) == 1 else f"all {len(stages) + 1} stages") + ")"
+        if origin.get("chain_end", "a fresh initialization") != "a fresh initialization":
+            seconds += ", and earlier stages not known"
     row = [f"`{card['name']}`", steps, seconds] + [cell(got.get(l)) for l in levels] + [point]
     print("| " + " | ".join(row) + " |")

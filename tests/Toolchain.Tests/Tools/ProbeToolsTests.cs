@@ -104,7 +104,7 @@ public class ProbeToolsTests
     }
 
     [SkippableFact]
-    public void The_zoo_table_counts_a_warm_started_model_with_the_run_it_started_from()
+    public void The_zoo_table_counts_a_warm_started_model_with_every_run_it_started_from()
     {
         Skip.If(OnPath("python3") is null, "no python3 on PATH");
         using var tmp = new TempDir();
@@ -115,9 +115,13 @@ public class ProbeToolsTests
             "\"levels\": {\"1x\": {" + complete + "1}, \"10x\": {" + complete + "0.5}}}");
         File.WriteAllText(Path.Combine(models, "b.card.json"), "{\"name\": \"b\", \"steps\": 1200, \"wall_time_seconds\": 5400, \"break_point\": \"x: exact up to 40\", " +
             "\"init_from\": {\"steps\": 6000, \"train_length\": 10, \"wall_time_seconds\": 1800}, \"levels\": {\"1x\": {" + complete + "1}}}");
+        File.WriteAllText(Path.Combine(models, "c.card.json"), "{\"name\": \"c\", \"steps\": 1600, \"wall_time_seconds\": 3600, \"break_point\": \"x: exact up to 40\", " +
+            "\"init_from\": {\"steps\": 1600, \"train_length\": 20, \"wall_time_seconds\": 3600, \"chain_end\": \"a fresh initialization\", " +
+            "\"earlier\": [{\"steps\": 6000, \"train_length\": 10, \"wall_time_seconds\": 1800}]}, \"levels\": {\"1x\": {" + complete + "1}}}");
         var table = Python(Path.Combine(ZooTests.RepoRoot(), "tools", "zoo-table.py"), models);
         table.Code.Should().Be(0, table.Err);
         table.Out.Should().Contain("| `a` | 1,200 | 1.5 h | not graded | 100.0% | 50.0% | not graded | not graded | exact up to 40 |")
-            .And.Contain("| `b` | 1,200 (after 6,000 at size 10) | 2.0 h (both) | not graded | 100.0% | not graded |");
+            .And.Contain("| `b` | 1,200 (after 6,000 at size 10) | 2.0 h (both) | not graded | 100.0% | not graded |")
+            .And.Contain("| `c` | 1,600 (after 6,000 at size 10, then 1,600 at size 20) | 2.5 h (all 3 stages) | not graded | 100.0% |");
     }
 }

@@ -127,7 +127,7 @@ public class TrainTests : IDisposable
     [Fact]
     public void A_warm_start_takes_the_weights_and_optimizer_state_of_another_run_and_reads_them_once()
     {
-        var source = Tiny("dngpu", "badd") with { TrainLength = 4, Steps = 6, CheckpointEvery = 6, LogEvery = 6 };
+        var source = Tiny("dngpu", "badd") with { TrainLength = 4, Steps = 6, CheckpointEvery = 6, LogEvery = 6, SaturationWeight = 1e-3, SaturationMode = "mean", SaturationRebalance = 3 };
         string a = Path.Combine(_dir, "a"), b = Path.Combine(_dir, "b");
         using (var t = new Trainer(source, a)) t.Run();
         string from = Path.Combine(_dir, "from.tckpt");
@@ -142,8 +142,11 @@ public class TrainTests : IDisposable
         var original = Checkpoint.Load(from);
         TrainerState.FromJson(started.State).Step.Should().Be(0, "the new run counts its own steps");
         TrainerState.FromJson(started.State).OptimizerSteps.Should().Be(6, "AdaMax goes on where the source stopped");
+        TrainerState.FromJson(original.State).SaturationScale.Should().NotBe(1.0, "the source re-balanced its weight");
+        TrainerState.FromJson(started.State).SaturationScale.Should().Be(TrainerState.FromJson(original.State).SaturationScale,
+            "the saturation weight goes on from the source's re-balanced one, not from the cap");
         TrainerState.FromJson(started.State).InitFrom.Should().Be(new WarmStartOrigin(original.FileHash!, "badd", 4, 1, 6,
-            TrainerState.FromJson(original.State).WallSeconds), "the origin, with its hash, stays in every checkpoint of the run");
+            TrainerState.FromJson(original.State).WallSeconds) { SourceInitFrom = "" }, "the origin, with its hash, stays in every checkpoint of the run (its source started fresh)");
         started.Tensors.Keys.Should().BeEquivalentTo(original.Tensors.Keys);
         foreach (var (name, tensor) in original.Tensors)
             started.Tensors[name].allclose(tensor, rtol: 0, atol: 0).Should().BeTrue($"{name} is copied exactly");
@@ -157,6 +160,54 @@ public class TrainTests : IDisposable
             t.Run().Losses.Should().NotBeEmpty();
             t.Step.Should().Be(2);
         }
+    }
+
+    [Fact]
+    public void A_chain_of_warm_starts_is_recorded_in_the_state_and_known_after_the_earlier_files_are_gone()
+    {
+        var config = Tiny("dngpu", "badd") with { TrainLength = 4, Steps = 2, CheckpointEvery = 2, LogEvery = 2 };
+        string a = Path.Combine(_dir, "a"), b = Path.Combine(_dir, "b"), c = Path.Combine(_dir, "c");
+        using (var t = new Trainer(config, a)) t.Run();
+        string fromA = Path.Combine(a, Checkpoint.FileName(2)), fromB = Path.Combine(b, Checkpoint.FileName(2));
+        using (var t = new Trainer(config with { Seed = 2, InitFrom = fromA }, b)) t.Run();
+        using (var t = new Trainer(config with { Seed = 3, InitFrom = fromB }, c)) t.Run();
+        string hashA = Checkpoint.Load(fromA).FileHash!, hashB = Checkpoint.Load(fromB).FileHash!;
+        var last = Checkpoint.Load(Path.Combine(c, Checkpoint.FileName(2)));
+
+        var origin = TrainerState.FromJson(last.State).InitFrom!;
+        origin.Sha256.Should().Be(hashB);
+        origin.Seed.Should().Be(2UL);
+        origin.SourceInitFrom.Should().Be(fromA, "the source's own init_from is recorded");
+        origin.From!.Sha256.Should().Be(hashA);
+        origin.From.SourceInitFrom.Should().Be("", "a started fresh");
+        origin.From.From.Should().BeNull();
+
+        var read = WarmStartChain.Resolve(last);
+        read.Stages.Select(s => s.Path).Should().Equal(fromB, fromA);
+        read.Stages.Should().OnlyContain(s => s.Config != null, "both files are there with the recorded hashes");
+        read.Complete.Should().BeTrue();
+
+        // with the earlier runs' files gone, the recorded chain still names every stage (settings unread)
+        Directory.Delete(a, recursive: true);
+        Directory.Delete(b, recursive: true);
+        var recorded = WarmStartChain.Resolve(last);
+        recorded.Stages.Select(s => (s.Path, s.Origin.Sha256, s.Origin.Step)).Should().Equal((fromB, hashB, 2L), (fromA, hashA, 2L));
+        recorded.Stages.Should().OnlyContain(s => s.Config == null);
+        recorded.End.Should().Be(WarmStartChain.FreshStart);
+
+        // an origin written before chains were recorded, whose file is gone: the chain says where it stops knowing
+        var old = new WarmStartOrigin(hashB, "badd", 4, 2, 2, 1.0);
+        var unknown = WarmStartChain.Resolve(old, fromB);
+        unknown.Stages.Should().HaveCount(1);
+        unknown.Complete.Should().BeFalse();
+        unknown.End.Should().Be($"unknown before the stage at step 2: {fromB} is not here");
+
+        // a file at the path that is not the recorded one is not read as the stage
+        Directory.CreateDirectory(b);
+        File.Copy(Path.Combine(c, Checkpoint.FileName(2)), fromB);
+        var other = WarmStartChain.Resolve(old, fromB);
+        other.Stages[0].Config.Should().BeNull();
+        other.End.Should().StartWith($"unknown before the stage at step 2: {fromB} is not the recorded file");
     }
 
     [Fact]

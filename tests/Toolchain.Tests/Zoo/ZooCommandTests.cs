@@ -187,6 +187,45 @@ public class ZooCommandTests
         from["steps"]!.GetValue<long>().Should().Be(2);
         from["wall_time_seconds"]!.GetValue<double>().Should().BeGreaterThanOrEqualTo(0);
         Card("short")["init_from"].Should().BeNull("a fresh run has no origin");
+        from["earlier"]!.AsArray().Should().BeEmpty("the short run started fresh");
+        from["chain_end"]!.GetValue<string>().Should().Be("a fresh initialization");
+        from["settings_differing"]!["train_length"]!.GetValue<int>().Should().Be(6, "the source run trained at size 6, this one at 8");
+        from["all_stages"]!["steps"]!.GetValue<long>().Should().Be(5);
+    }
+
+    [Fact]
+    public void A_card_names_every_stage_of_a_chain_of_warm_starts_back_to_the_fresh_start()
+    {
+        using var tmp = new Toolchain.Tests.Evaluate.TempDir();
+        string first = Path.Combine(tmp.Path, "runs", "first", Toolchain.Train.Checkpoint.FileName(2));
+        string second = Path.Combine(tmp.Path, "runs", "second", Toolchain.Train.Checkpoint.FileName(3));
+        File.WriteAllText(tmp["zoo.yaml"], $$"""
+            models:
+              - {name: first, task: copy, arch: cnn, preset: tiny, steps: 2}
+              - {name: second, task: copy, arch: cnn, preset: tiny, steps: 3, set: [train_length=7, seed=2, "init_from={{first}}"]}
+              - {name: third, task: copy, arch: cnn, preset: tiny, steps: 1, set: [train_length=8, "init_from={{second}}"]}
+            """);
+        string models = tmp["models"];
+
+        var (code, output, err) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--models", models, "--eval-minutes", "0.05");
+
+        code.Should().Be(0, output + err);
+        JsonNode Card(string name) => JsonNode.Parse(File.ReadAllText(Path.Combine(models, name + ".card.json")))!;
+        var from = Card("third")["init_from"]!;
+        from["path"]!.GetValue<string>().Should().Be(second);
+        from["steps"]!.GetValue<long>().Should().Be(3);
+        from["settings_differing"]!["seed"]!.GetValue<int>().Should().Be(2);
+        var earlier = from["earlier"]!.AsArray();
+        earlier.Should().HaveCount(1, "second started from first, which started fresh");
+        earlier[0]!["path"]!.GetValue<string>().Should().Be(first);
+        earlier[0]!["sha256"]!.GetValue<string>().Should().Be(Card("first")["checkpoint_sha256"]!.GetValue<string>());
+        earlier[0]!["steps"]!.GetValue<long>().Should().Be(2);
+        earlier[0]!["train_length"]!.GetValue<int>().Should().Be(6);
+        earlier[0]!["settings_differing"]!["train_length"]!.GetValue<int>().Should().Be(6);
+        from["chain_end"]!.GetValue<string>().Should().Be("a fresh initialization");
+        from["all_stages"]!["stages"]!.GetValue<int>().Should().Be(3);
+        from["all_stages"]!["steps"]!.GetValue<long>().Should().Be(6, "2 + 3 + 1 steps");
+        from["all_stages"]!["complete"]!.GetValue<bool>().Should().BeTrue();
     }
 
     [Fact]

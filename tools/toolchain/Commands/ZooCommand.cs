@@ -325,20 +325,58 @@ public static class ZooCommand
         };
         // a compacted checkpoint (zoo --compact) names the full one that earlier cards and exports name
         if (ckpt.CompactedFrom is not null) card["checkpoint_compacted_from"] = ckpt.CompactedFrom;
-        // a warm-started run (init_from) says what it started from: steps and wall time above are its own part only
-        if (state.InitFrom is { } from)
-            card["init_from"] = new JsonObject
+        // a warm-started run (init_from) says what it started from, and what that started from, back to a fresh
+        // start: steps and wall time above are this run's own part only; all_stages counts the whole training
+        if (state.InitFrom is not null)
+        {
+            var chain = WarmStartChain.Resolve(ckpt);
+            var init = WarmStartStageJson(chain.Stages[0], ckpt.Config);
+            var earlier = new JsonArray();
+            foreach (var stage in chain.Stages.Skip(1)) earlier.Add(WarmStartStageJson(stage, ckpt.Config));
+            init["earlier"] = earlier;
+            init["chain_end"] = chain.End;
+            init["all_stages"] = new JsonObject
             {
-                ["path"] = ckpt.Config.InitFrom,
-                ["sha256"] = from.Sha256,
-                ["task"] = from.Task,
-                ["train_length"] = from.TrainLength,
-                ["seed"] = from.Seed,
-                ["steps"] = from.Step,
-                ["wall_time_seconds"] = Math.Round(from.WallSeconds),
+                ["stages"] = chain.Stages.Count + 1,
+                ["steps"] = state.Step + chain.Stages.Sum(st => st.Origin.Step),
+                ["wall_time_seconds"] = Math.Round(state.WallSeconds + chain.Stages.Sum(st => st.Origin.WallSeconds)),
+                ["complete"] = chain.Complete,
             };
+            card["init_from"] = init;
+        }
         foreach (var (key, value) in Measured(onnx, results)) card[key] = value?.DeepClone();
         return card;
+    }
+
+    /// <summary>One stage of a warm-start chain on a card: the checkpoint, its run's task, size, seed, steps and wall
+    /// time, and (when its file was read) the settings in which its run differed from the published run's, with that
+    /// stage's values (init_from and the planned steps left out: the chain and the steps say those).</summary>
+    private static JsonObject WarmStartStageJson(WarmStartStage stage, RunConfig published)
+    {
+        var o = stage.Origin;
+        var json = new JsonObject
+        {
+            ["path"] = stage.Path,
+            ["sha256"] = o.Sha256,
+            ["task"] = o.Task,
+            ["train_length"] = o.TrainLength,
+            ["seed"] = o.Seed,
+            ["steps"] = o.Step,
+            ["wall_time_seconds"] = Math.Round(o.WallSeconds),
+        };
+        if (stage.Config is null)
+        {
+            json["settings"] = "not read: the file is not here with the recorded hash (the origin above was recorded by the later stage)";
+            return json;
+        }
+        var theirs = JsonNode.Parse(stage.Config.ToJson())!.AsObject();
+        var ours = JsonNode.Parse(published.ToJson())!.AsObject();
+        var differing = new JsonObject();
+        foreach (var (key, value) in theirs)
+            if (key is not ("init_from" or "steps") && !JsonNode.DeepEquals(value, ours[key]))
+                differing[key] = value?.DeepClone();
+        json["settings_differing"] = differing;
+        return json;
     }
 
     /// <summary>The card's measured fields: the graded model's hash, the claim, the levels, the break point.</summary>
