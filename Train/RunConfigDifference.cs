@@ -9,12 +9,25 @@ public static class RunConfigDifference
     /// <summary>(name, value in <paramref name="saved"/>, value in <paramref name="now"/>) for each setting that differs.</summary>
     public static List<(string Name, string Saved, string Now)> Fields(RunConfig saved, RunConfig now)
     {
-        var a = JsonNode.Parse(saved.ToJson())!.AsObject();
-        var b = JsonNode.Parse(now.ToJson())!.AsObject();
-        return a.Select(p => p.Key).Union(b.Select(p => p.Key))
-            .Where(key => !JsonNode.DeepEquals(a[key], b[key]))
-            .Select(key => (key, Show(a[key]), Show(b[key])))
-            .ToList();
+        var (a, b, keys) = Differing(saved, now);
+        return keys.Select(key => (key, Show(a[key]), Show(b[key]))).ToList();
+    }
+
+    /// <summary>The settings of <paramref name="other"/> that differ from <paramref name="reference"/>, with
+    /// <paramref name="other"/>'s values as JSON (a zoo card's earlier warm-start stages), leaving out <paramref name="ignore"/>.</summary>
+    public static JsonObject Values(RunConfig other, RunConfig reference, params string[] ignore)
+    {
+        var (a, _, keys) = Differing(other, reference);
+        var values = new JsonObject();
+        foreach (var key in keys.Where(k => !ignore.Contains(k))) values[key] = a[key]?.DeepClone();
+        return values;
+    }
+
+    private static (JsonObject A, JsonObject B, List<string> Keys) Differing(RunConfig x, RunConfig y)
+    {
+        var a = JsonNode.Parse(x.ToJson())!.AsObject();
+        var b = JsonNode.Parse(y.ToJson())!.AsObject();
+        return (a, b, a.Select(p => p.Key).Union(b.Select(p => p.Key)).Where(key => !JsonNode.DeepEquals(a[key], b[key])).ToList());
     }
 
     /// <summary>"maps 24 in the checkpoint, 32 now; dropout ..." on one line.</summary>

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace Toolchain.Train;
 
 /// <summary>One stage of a chain of warm starts: the checkpoint a run started from, as recorded (its origin) and,
@@ -44,7 +46,7 @@ public static class WarmStartChain
             string why = string.IsNullOrEmpty(path) ? "its path was not recorded"
                 : File.Exists(path) ? $"{path} is not the recorded file (SHA-256 {origin.Sha256[..Math.Min(12, origin.Sha256.Length)]}...)"
                 : $"{path} is not here";
-            return new Chain(stages, $"unknown before the stage at step {origin.Step:N0}: {why}");
+            return new Chain(stages, string.Create(CultureInfo.InvariantCulture, $"unknown before the stage at step {origin.Step:N0}: {why}"));
         }
         return new Chain(stages, FreshStart);
     }

@@ -369,13 +369,7 @@ public static class ZooCommand
             json["settings"] = "not read: the file is not here with the recorded hash (the origin above was recorded by the later stage)";
             return json;
         }
-        var theirs = JsonNode.Parse(stage.Config.ToJson())!.AsObject();
-        var ours = JsonNode.Parse(published.ToJson())!.AsObject();
-        var differing = new JsonObject();
-        foreach (var (key, value) in theirs)
-            if (key is not ("init_from" or "steps") && !JsonNode.DeepEquals(value, ours[key]))
-                differing[key] = value?.DeepClone();
-        json["settings_differing"] = differing;
+        json["settings_differing"] = RunConfigDifference.Values(stage.Config, published, "init_from", "steps");
         return json;
     }
 
