@@ -229,6 +229,75 @@ public class ZooCommandTests
     }
 
     [Fact]
+    public void An_entry_with_a_bar_is_graded_on_it_too_and_its_card_counts_every_family()
+    {
+        using var tmp = new Toolchain.Tests.Evaluate.TempDir();
+        File.WriteAllText(tmp["bar.yaml"], """
+            name: copy-bar
+            description: three of every family at 1x and 2x
+            seed: 77
+            levels:
+              - {multiple: 1, samples: {random: 3, hard: 3}}
+              - {multiple: 2, samples: {random: 3, hard: 3}}
+            """);
+        File.WriteAllText(tmp["zoo.yaml"], $$"""
+            models:
+              - {name: c, task: copy, arch: cnn, preset: tiny, steps: 2, parity: "1,2", bar: "{{tmp["bar.yaml"]}}"}
+              - {name: r, task: reverse, arch: cnn, preset: tiny, steps: 2, parity: "1,2", bar: "{{tmp["bar.yaml"]}}"}
+            """);
+        string models = tmp["models"];
+
+        var (code, output, err) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--models", models, "--eval-minutes", "0.5");
+
+        code.Should().Be(0, output + err);
+        var card = JsonNode.Parse(File.ReadAllText(Path.Combine(models, "c.card.json")))!;
+        card["levels"]!["1x"]!["families"]!["random"]!["samples"]!.GetValue<int>().Should().BeGreaterThan(0, "the standard grading is still there, with family counts");
+        var bar = card["bar"]!;
+        bar["suite"]!["name"]!.GetValue<string>().Should().Be("copy-bar");
+        bar["suite"]!["seed"]!.GetValue<ulong>().Should().Be(77);
+        bar["suite"]!["source"]!.GetValue<string>().Should().Be(tmp["bar.yaml"]);
+        var levels = bar["levels"]!.AsObject();
+        levels.Select(l => l.Key).Should().Equal("1x", "2x");
+        var task = Toolchain.Suites.TaskRegistry.Get("copy");
+        int exact = 0, samples = 0;
+        foreach (var (_, level) in levels)
+        {
+            var families = level!["families"]!.AsObject();
+            families.Select(f => f.Key).Should().BeEquivalentTo(task.Families.Except(task.OptInFamilies));
+            foreach (var (family, counts) in families)
+            {
+                counts!["samples"]!.GetValue<int>().Should().Be(3, family);
+                exact += counts["exact"]!.GetValue<int>();
+                samples += 3;
+            }
+            families.Sum(f => f.Value!["samples"]!.GetValue<int>()).Should().Be(level["samples"]!.GetValue<int>());
+        }
+        // copying is within a 2-step convolution's reach (every example exact: the bar is met); reversing is not, and
+        // the verdict names the shortfalls
+        exact.Should().Be(samples);
+        bar["met"]!.GetValue<bool>().Should().BeTrue();
+        bar["verdict"]!.GetValue<string>().Should().Be("met: every example exact");
+        var barR = JsonNode.Parse(File.ReadAllText(Path.Combine(models, "r.card.json")))!["bar"]!;
+        barR["met"]!.GetValue<bool>().Should().BeFalse();
+        barR["verdict"]!.GetValue<string>().Should().StartWith("not met: ").And.MatchRegex(@"(1x|2x) [a-z_]+ \d of 3 exact");
+        output.Should().Contain("== r: bar not met: ");
+        File.Exists(Path.Combine(models, "c.bar", "results.json")).Should().BeTrue();
+        // the standard grading's results are still the standard suite's (what `toolchain report` reuses)
+        JsonNode.Parse(File.ReadAllText(Path.Combine(models, "c.report", "results.json")))!["suite"]!["name"]!.GetValue<string>().Should().Be("standard");
+
+        // a bar that is not there is refused when the zoo file is read, before any training
+        File.WriteAllText(tmp["zoo2.yaml"], """
+            models:
+              - {name: c, task: copy, arch: cnn, preset: tiny, steps: 2}
+              - {name: d, task: copy, arch: cnn, preset: tiny, steps: 2, bar: no/such/suite.yaml}
+            """);
+        var (code2, output2, err2) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo2.yaml"], "--models", tmp["models2"]);
+        code2.Should().Be(2, output2 + err2);
+        err2.Should().MatchRegex(@"^error: [^\n]*zoo2\.yaml:3: bar 'no/such/suite\.yaml' of d: [^\n]*no such file[^\n]*\n$");
+        Directory.Exists(tmp["models2"]).Should().BeFalse("nothing was trained or written");
+    }
+
+    [Fact]
     public void A_malformed_parity_entry_is_refused_with_the_file_and_line()
     {
         using var tmp = new Toolchain.Tests.Evaluate.TempDir();

@@ -16,8 +16,15 @@ namespace Toolchain.Cli.Commands;
 /// <param name="Note">Free text for the card: where training ran when not (only) on the grading machine, say.</param>
 /// <param name="Parity">Multiples of the training size at which the export's parity is checked (`parity: "1,4"`), for
 /// a model that is numerically chaotic at the default 16x; null: the exporter's default (1,4,16).</param>
-public sealed record ZooEntry(string Name, string Task, string Arch, string? Preset, int Steps, IReadOnlyList<string> Set, string? Note = null, double[]? Parity = null)
+/// <param name="Bar">A second suite the model is graded on after the standard one (`bar: FILE`, a path from the directory
+/// the zoo runs in, or a built-in suite's name): a bar that asks for more examples per family than the standard suite
+/// has. Its grading goes to models/NAME.bar/ and the card's `bar`; the standard grading (the one `toolchain report`
+/// reuses) is unchanged. Null: none.</param>
+public sealed record ZooEntry(string Name, string Task, string Arch, string? Preset, int Steps, IReadOnlyList<string> Set, string? Note = null, double[]? Parity = null, string? Bar = null)
 {
+    /// <summary>The entry's bar suite (null when it has none).</summary>
+    public SuiteDefinition? BarSuite() => Bar is null ? null : SuiteFile.Resolve(Bar);
+
     /// <summary>The export options the zoo publishes this entry with.</summary>
     public ExportOptions ExportOptions => Parity is null ? new ExportOptions { WithStates = true } : new ExportOptions { WithStates = true, ParityMultiples = Parity };
 }
@@ -116,7 +123,12 @@ public static class ZooCommand
             double[]? parity;
             try { parity = Opt("parity") is string text ? ExportOptions.ParseMultiples(text, "parity") : null; }
             catch (ArgumentException x) { throw new UserError($"{path}:{m.Start.Line}: {x.Message}"); }
-            list.Add(new ZooEntry(Get("name"), Get("task"), Get("arch"), Opt("preset"), int.Parse(Get("steps"), CultureInfo.InvariantCulture), set, Opt("note"), parity));
+            var entry = new ZooEntry(Get("name"), Get("task"), Get("arch"), Opt("preset"), int.Parse(Get("steps"), CultureInfo.InvariantCulture), set, Opt("note"), parity, Opt("bar"));
+            // a bar suite that cannot be read is found before any training, not after hours of it
+            try { entry.BarSuite(); }
+            catch (Exception x) when (x is FileNotFoundException or SuiteFormatException or FormatException or ArgumentException or NotSupportedException or IOException or UnauthorizedAccessException)
+            { throw new UserError($"{path}:{m.Start.Line}: bar '{entry.Bar}' of {entry.Name}: {Cli.OneLine(x)}; give a suite file's path from the directory the zoo runs in, or one of: {string.Join(", ", SuiteFile.BuiltInNames)}"); }
+            list.Add(entry);
         }
         return list;
     }
@@ -192,8 +204,8 @@ public static class ZooCommand
     {
         foreach (var f in new[] { name + ".onnx", name + ".card.json" })
             File.Delete(Path.Combine(outDir, f));
-        string report = Path.Combine(outDir, name + ".report");
-        if (Directory.Exists(report)) Directory.Delete(report, recursive: true);
+        foreach (var dir in new[] { name + ".report", name + ".bar" })
+            if (Directory.Exists(Path.Combine(outDir, dir))) Directory.Delete(Path.Combine(outDir, dir), recursive: true);
     }
 
     /// <summary>Compacts the newest checkpoint of a finished run (<see cref="Checkpoint.WithoutOptimizerState"/>) under the run
@@ -257,6 +269,8 @@ public static class ZooCommand
             var results = Evaluate(e, onnx, outDir, evalMinutes, w);
             foreach (var (key, value) in Measured(onnx, results))
                 card[key] = value?.DeepClone();
+            if (e.Bar is not null) card["bar"] = GradeBar(e, onnx, outDir, evalMinutes, w);
+            else card.Remove("bar");
             AtomicFile.Write(cardPath, card.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
             Cli.Line(w, $"== {e.Name}: regraded: {card["summary"]}");
             return true;
@@ -272,6 +286,7 @@ public static class ZooCommand
     {
         var results = Evaluate(e, onnx, outDir, evalMinutes, w);
         var card = Card(e, ckpt, state, onnx, results);
+        if (e.Bar is not null) card["bar"] = GradeBar(e, onnx, outDir, evalMinutes, w);
         AtomicFile.Write(Path.Combine(outDir, e.Name + ".card.json"), card.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         Cli.Line(w, $"== {e.Name}: {card["summary"]}");
     }
@@ -373,12 +388,30 @@ public static class ZooCommand
         return json;
     }
 
-    /// <summary>The card's measured fields: the graded model's hash, the claim, the levels, the break point.</summary>
+    /// <summary>The card's measured fields: the graded model's hash, the claim, the levels (each with its families'
+    /// exact counts), the break point.</summary>
     private static JsonObject Measured(string onnx, Results results)
     {
         var oneX = results.Levels.FirstOrDefault(l => l.Name == "1x");
         var random = oneX?.Families.FirstOrDefault(f => f.Family == AlgorithmicTask.Random);
         double claim = random is null ? 0 : Math.Floor(random.WilsonLower95 * 100) / 100;
+        string summary = LevelsSummary(results) + (results.BreakPoint is { } bp ? "; " + bp.Verdict : "");
+        return new JsonObject
+        {
+            ["model_sha256"] = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(onnx))),
+            ["claim"] = new JsonObject { ["level"] = "1x", ["family"] = "random", ["samples"] = random?.Samples ?? 0, ["min_sequence_accuracy"] = claim },
+            ["levels"] = Levels(results),
+            ["break_point"] = results.BreakPoint?.Verdict,
+            ["summary"] = summary,
+        };
+    }
+
+    private static string LevelsSummary(Results results) =>
+        string.Join(", ", results.Levels.Where(l => l.Total is { Samples: > 0 }).Select(l => $"{l.Name} {ReportWriter.Pct(l.Total!.SequenceAccuracy)}"));
+
+    /// <summary>The graded levels of a card: accuracies, samples, status and each family's exact count.</summary>
+    private static JsonObject Levels(Results results)
+    {
         var levels = new JsonObject();
         foreach (var l in results.Levels.Where(l => l.Total is { Samples: > 0 }))
             levels[l.Name] = new JsonObject
@@ -389,17 +422,61 @@ public static class ZooCommand
                 ["samples"] = l.Total.Samples,
                 ["random_sequence_accuracy"] = l.Families.FirstOrDefault(f => f.Family == "random") is { } fr ? Math.Round(fr.SequenceAccuracy, 4) : null,
                 ["status"] = l.Status,
+                ["families"] = Families(l),
             };
-        string summary = string.Join(", ", results.Levels.Where(l => l.Total is { Samples: > 0 }).Select(l => $"{l.Name} {ReportWriter.Pct(l.Total!.SequenceAccuracy)}"))
-            + (results.BreakPoint is { } bp ? "; " + bp.Verdict : "");
+        return levels;
+    }
+
+    /// <summary>Grades the entry's bar suite into models/NAME.bar/ (no break-point search; the standard grading has
+    /// one) and describes it for the card: the suite (source, name, seed, hash), its levels with every family's exact
+    /// count, and `met`: every planned example of every level graded and sequence-exact. A level the budget trimmed
+    /// or skipped leaves the bar unmet, and the card says which.</summary>
+    private static JsonObject GradeBar(ZooEntry e, string onnx, string outDir, double evalMinutes, TextWriter w)
+    {
+        var suite = e.BarSuite()!;
+        string barDir = Path.Combine(outDir, e.Name + ".bar");
+        if (Directory.Exists(barDir)) Directory.Delete(barDir, recursive: true);
+        Cli.Line(w, $"== {e.Name}: grading its bar, {e.Bar} ({suite.Name}, seed {suite.Seed})");
+        var (info, runner) = ModelIntake.Open(onnx, null, null, new RunnerOptions { Provider = ProviderChoice.Cpu, Log = line => Cli.Line(w, "   " + line) });
+        Results results;
+        using (runner)
+            results = Evaluator.Run(info, runner, new EvalOptions
+            {
+                Suite = suite,
+                OutDir = barDir,
+                BudgetMinutes = evalMinutes,
+                Log = line => Cli.Line(w, "   " + line),
+            });
+        foreach (var f in new[] { Evaluator.PlanFile, Evaluator.UnitsFile, Evaluator.BreakPointFile, FolderLock.FileName })
+            File.Delete(Path.Combine(barDir, f));
+        var shortfalls = new List<string>();
+        foreach (var l in results.Levels)
+        {
+            if (l.Status != "complete") shortfalls.Add($"{l.Name} {l.Status}");
+            foreach (var f in l.Families.Where(f => f.Exact < f.Planned))
+                shortfalls.Add($"{l.Name} {f.Family} {f.Exact} of {f.Planned} exact");
+        }
+        foreach (var c in results.Cases.Where(c => !c.Exact)) shortfalls.Add($"case {c.Name} {c.Status}");
+        string verdict = shortfalls.Count == 0 ? "met: every example exact" : "not met: " + string.Join("; ", shortfalls);
+        Cli.Line(w, $"== {e.Name}: bar {verdict}");
         return new JsonObject
         {
-            ["model_sha256"] = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(onnx))),
-            ["claim"] = new JsonObject { ["level"] = "1x", ["family"] = "random", ["samples"] = random?.Samples ?? 0, ["min_sequence_accuracy"] = claim },
-            ["levels"] = levels,
-            ["break_point"] = results.BreakPoint?.Verdict,
-            ["summary"] = summary,
+            ["suite"] = new JsonObject { ["source"] = e.Bar, ["name"] = suite.Name, ["seed"] = suite.Seed, ["sha256"] = suite.Hash },
+            ["met"] = shortfalls.Count == 0,
+            ["verdict"] = verdict,
+            ["levels"] = Levels(results),
+            ["summary"] = LevelsSummary(results),
         };
+    }
+
+    /// <summary>Each graded family of a level: examples graded and exact ones (sequence-exact), so that a bar "every
+    /// family exact, at least N examples each" can be read off the card.</summary>
+    private static JsonObject Families(LevelResult level)
+    {
+        var families = new JsonObject();
+        foreach (var f in level.Families.Where(f => f.Samples > 0))
+            families[f.Family] = new JsonObject { ["samples"] = f.Samples, ["exact"] = f.Exact };
+        return families;
     }
 
     public static string Machine()
