@@ -18,6 +18,7 @@ def cell(level):
     return f"{level['sequence_accuracy'] * 100:.1f}%" + ("*" if level["status"] == "trimmed" else "")
 
 
+bars = []
 print("| model | steps | training wall time | exhaustive k4 | 1x | 10x | 100x | 1000x | break point |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 for path in sorted(models.glob("*.card.json")):
@@ -35,3 +36,10 @@ for path in sorted(models.glob("*.card.json")):
             seconds += ", and earlier stages not known"
     row = [f"`{card['name']}`", steps, seconds] + [cell(got.get(l)) for l in levels] + [point]
     print("| " + " | ".join(row) + " |")
+    if card.get("bar"):  # a second suite the zoo graded the model on (zoo.yaml `bar:`)
+        bar = card["bar"]
+        bars.append(f"- `{card['name']}` on `{bar['suite']['source']}` (seed {bar['suite']['seed']}): {bar['verdict']} ({bar['summary']})")
+if bars:
+    print()
+    print("Bars (each a second suite on the model's card, `bar`):")
+    print("\n".join(bars))

@@ -112,7 +112,8 @@ public class ProbeToolsTests
         Directory.CreateDirectory(models);
         const string complete = "\"status\": \"complete\", \"sequence_accuracy\": ";
         File.WriteAllText(Path.Combine(models, "a.card.json"), "{\"name\": \"a\", \"steps\": 1200, \"wall_time_seconds\": 5400, \"break_point\": \"x: exact up to 40\", " +
-            "\"levels\": {\"1x\": {" + complete + "1}, \"10x\": {" + complete + "0.5}}}");
+            "\"levels\": {\"1x\": {" + complete + "1}, \"10x\": {" + complete + "0.5}}, " +
+            "\"bar\": {\"suite\": {\"source\": \"zoo/suites/badd-bar.yaml\", \"seed\": 5}, \"verdict\": \"not met: 100x powers_of_two 6 of 16 exact\", \"summary\": \"1x 100.0%, 100x 96.9%\"}}");
         File.WriteAllText(Path.Combine(models, "b.card.json"), "{\"name\": \"b\", \"steps\": 1200, \"wall_time_seconds\": 5400, \"break_point\": \"x: exact up to 40\", " +
             "\"init_from\": {\"steps\": 6000, \"train_length\": 10, \"wall_time_seconds\": 1800}, \"levels\": {\"1x\": {" + complete + "1}}}");
         File.WriteAllText(Path.Combine(models, "c.card.json"), "{\"name\": \"c\", \"steps\": 1600, \"wall_time_seconds\": 3600, \"break_point\": \"x: exact up to 40\", " +
@@ -122,6 +123,8 @@ public class ProbeToolsTests
         table.Code.Should().Be(0, table.Err);
         table.Out.Should().Contain("| `a` | 1,200 | 1.5 h | not graded | 100.0% | 50.0% | not graded | not graded | exact up to 40 |")
             .And.Contain("| `b` | 1,200 (after 6,000 at size 10) | 2.0 h (both) | not graded | 100.0% | not graded |")
-            .And.Contain("| `c` | 1,600 (after 6,000 at size 10, then 1,600 at size 20) | 2.5 h (all 3 stages) | not graded | 100.0% |");
+            .And.Contain("| `c` | 1,600 (after 6,000 at size 10, then 1,600 at size 20) | 2.5 h (all 3 stages) | not graded | 100.0% |")
+            .And.Contain("\n- `a` on `zoo/suites/badd-bar.yaml` (seed 5): not met: 100x powers_of_two 6 of 16 exact (1x 100.0%, 100x 96.9%)\n");
+        table.Out.Should().NotContain("- `b`", "only a card with a bar is listed under the bars");
     }
 }
