@@ -103,6 +103,11 @@ public sealed record RunConfig
     /// training length, step counter, schedules and seed. Read once, when the run writes its first checkpoint;
     /// a resume continues from the run's own checkpoints. Empty: a fresh initialization.</summary>
     public string InitFrom { get; init; } = "";
+    /// <summary>A departure from every paper recipe (dngpu, with init_from): multiplies the update gate's pre-activation
+    /// (its weights and bias) of the loaded weights by this factor, once, when the warm start loads them. hard_sigmoid
+    /// saturates, so gates near 0 or 1 become exactly 0 or 1 and what the model carries along its tape stops leaking
+    /// with distance (docs/train.md). 1: the weights as loaded.</summary>
+    public double InitUpdateScale { get; init; } = 1;
     /// <summary>The loss (and the training accuracy) counts only positions where the input or the target is not
     /// PAD, averaged over those positions, as the ANCHORS' first port did. Off (as in the DNGPU reference, which
     /// masks the state but not the loss): every position of the bin counts, including the PAD tail of a shorter
@@ -292,6 +297,8 @@ public sealed record RunConfig
         Require(HardFamilies == "" || HardFraction > 0, "hard_families needs hard_fraction above 0 (it says which families the hard fraction draws from)");
         // a malformed hard_families, or one naming a family the task does not have, is refused here (and in --dry-run)
         if (HardFamilies != "" && Toolchain.Suites.TaskRegistry.TryGet(Task) is { } familyTask) Trainer.HardFamilyTable(this, familyTask);
+        Require(double.IsFinite(InitUpdateScale) && InitUpdateScale > 0, "init_update_scale must be a positive number (1 = the loaded weights as they are)");
+        Require(InitUpdateScale == 1 || (InitFrom != "" && Arch == "dngpu"), "init_update_scale scales the update gate of the weights a dngpu warm start loads: it needs arch dngpu and init_from");
         Require(GradNoiseLr >= 0, "grad_noise_lr must be at least 0 (0 = off)");
         Require((!EmbedClip && EmbedDropout == 0) || Arch == "dngpu", "embed_clip and embed_dropout are dngpu settings");
         Require(LrDecay is >= 0 and < 1, "lr_decay must be in [0, 1) (0 = off)");

@@ -208,6 +208,11 @@ public sealed class Trainer : IDisposable
         if (source.Config.Arch != _config.Arch)
             throw new CheckpointException($"{file}: init_from holds a '{source.Config.Arch}' model, but this run trains '{_config.Arch}'; warm-start from a checkpoint of the same architecture");
         LoadCheckpoint(_model, source, file);
+        if (_config.InitUpdateScale != 1)
+        {
+            ((Models.ImprovedNeuralGpu)_model).ScaleUpdateGate(_config.InitUpdateScale);
+            _log.WriteLine($"init_from: the update gate's pre-activation scaled by {_config.InitUpdateScale.ToString(CultureInfo.InvariantCulture)} (init_update_scale)");
+        }
         var sourceState = TrainerState.FromJson(source.State);
         // the whole chain behind the source goes into this run's state, so a card can name every stage even if the
         // files of earlier stages are gone (stages an older checkpoint did not record are read from their files here)

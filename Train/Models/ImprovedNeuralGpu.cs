@@ -57,6 +57,17 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
         RegisterComponents();
     }
 
+    /// <summary>Multiplies the update gate's pre-activation (its rows of gate_weight and gate_bias) by
+    /// <paramref name="factor"/>: u = hard_sigmoid(factor x). Gates within (1 - 1/factor)/2 of 0 or 1 become
+    /// exactly 0 or 1, the rest move away from 1/2; what a gate of exactly 1 carries along the tape does not leak.
+    /// init_update_scale applies it once, to the weights a warm start loads.</summary>
+    public void ScaleUpdateGate(double factor)
+    {
+        using var _ = torch.no_grad();
+        gate_weight.narrow(0, _m, _m).mul_(factor);
+        gate_bias.narrow(0, _m, _m).mul_(factor);
+    }
+
     /// <summary>Sizes of the three shift groups: (left, right, none).</summary>
     public static (int Left, int Right, int None) ShiftGroups(int m) => (m / 3, m / 3, m - 2 * (m / 3));
 

@@ -211,6 +211,48 @@ public class TrainTests : IDisposable
     }
 
     [Fact]
+    public void Init_update_scale_multiplies_the_loaded_update_gate_once_and_leaves_every_other_weight_as_loaded()
+    {
+        var source = Tiny("dngpu", "badd") with { TrainLength = 4, Steps = 3, CheckpointEvery = 3, LogEvery = 3 };
+        using (var t = new Trainer(source, Path.Combine(_dir, "a"))) t.Run();
+        string from = Path.Combine(_dir, "a", Checkpoint.FileName(3));
+        var sharpened = source with { Steps = 0, InitFrom = from, InitUpdateScale = 1.5 };
+        var log = new StringWriter();
+        using (var t = new Trainer(sharpened.Validate(), Path.Combine(_dir, "b"), log)) t.Run();
+        log.ToString().Should().Contain("init_from: the update gate's pre-activation scaled by 1.5 (init_update_scale)");
+        var original = Checkpoint.Load(from);
+        var started = Checkpoint.Load(Path.Combine(_dir, "b", Checkpoint.FileName(0)));
+        long m = source.Maps;
+        foreach (var (name, tensor) in original.Tensors.Where(kv => kv.Key.StartsWith("model/", StringComparison.Ordinal)))
+        {
+            var got = started.Tensors[name];
+            if (name is "model/gate_weight" or "model/gate_bias")
+            {
+                got.narrow(0, 0, m).allclose(tensor.narrow(0, 0, m), rtol: 0, atol: 0).Should().BeTrue($"{name}'s reset rows are as loaded");
+                got.narrow(0, m, m).allclose(tensor.narrow(0, m, m) * 1.5, rtol: 1e-6, atol: 0).Should().BeTrue($"{name}'s update rows are scaled");
+                got.narrow(0, m, m).allclose(tensor.narrow(0, m, m), rtol: 0, atol: 0).Should().BeFalse($"{name}'s update rows changed");
+            }
+            else got.allclose(tensor, rtol: 0, atol: 0).Should().BeTrue($"{name} is as loaded");
+        }
+        started.Config.InitUpdateScale.Should().Be(1.5, "the checkpoint (and so the card) records the scale");
+
+        // a resume does not scale again: the run's own checkpoint is loaded as it is
+        using (var t = new Trainer(sharpened, Path.Combine(_dir, "b")))
+        {
+            t.TryResume().Should().BeTrue();
+            t.Run();
+        }
+        var again = Checkpoint.Load(Path.Combine(_dir, "b", Checkpoint.FileName(0)));
+        again.Tensors["model/gate_bias"].allclose(started.Tensors["model/gate_bias"], rtol: 0, atol: 0).Should().BeTrue();
+
+        // refused without a warm start, on another architecture, or when not positive
+        FluentActions.Invoking(() => (source with { InitUpdateScale = 1.5 }).Validate()).Should().Throw<ArgumentException>().WithMessage("*init_update_scale*needs arch dngpu and init_from*");
+        FluentActions.Invoking(() => (Tiny("gru", "badd") with { InitFrom = from, InitUpdateScale = 1.5 }).Validate()).Should().Throw<ArgumentException>().WithMessage("*needs arch dngpu*");
+        FluentActions.Invoking(() => (sharpened with { InitUpdateScale = 0 }).Validate()).Should().Throw<ArgumentException>().WithMessage("*init_update_scale must be a positive number*");
+        FluentActions.Invoking(() => (sharpened with { InitUpdateScale = double.NaN }).Validate()).Should().Throw<ArgumentException>().WithMessage("*init_update_scale must be a positive number*");
+    }
+
+    [Fact]
     public void A_warm_start_from_a_missing_file_or_another_architecture_is_refused_with_the_file_named()
     {
         var config = Tiny("dngpu", "badd") with { Steps = 1, InitFrom = Path.Combine(_dir, "nowhere.tckpt") };
