@@ -247,7 +247,7 @@ public class ZooCommandTests
             """);
         string models = tmp["models"];
 
-        var (code, output, err) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--models", models, "--eval-minutes", "0.5");
+        var (code, output, err) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--models", models, "--eval-minutes", "0.2", "--bar-minutes", "0.5");
 
         code.Should().Be(0, output + err);
         var card = JsonNode.Parse(File.ReadAllText(Path.Combine(models, "c.card.json")))!;

@@ -45,11 +45,12 @@ public static class ZooCommand
         var threads = new Option<int>("--threads") { Description = "torch threads for training", DefaultValueFactory = _ => 1 };
         var device = new Option<string>("--device") { Description = "training device: cpu or cuda (a run may move between them; see tools/gpu-train.sh)", DefaultValueFactory = _ => "cpu" };
         var evalMinutes = new Option<double>("--eval-minutes") { Description = "grading budget per model (standard suite)", DefaultValueFactory = _ => 3 };
+        var barMinutes = new Option<double?>("--bar-minutes") { Description = "grading budget of an entry's bar suite (zoo.yaml bar:); default: --eval-minutes" }.MustBePositive();
         var models = new Option<string>("--models") { Description = "where models, cards and reports go", DefaultValueFactory = _ => "models" };
         var regrade = new Option<bool>("--regrade") { Description = "grade the published models/NAME.onnx again (no training, no export) and update the measured part of its card" };
         var compact = new Option<bool>("--compact") { Description = "drop the optimizer state from the newest checkpoint of each finished run (weights, settings and trainer state kept): a third of the size to commit; such a run exports and grades but cannot train on" };
         var packed = new Option<bool>("--packed") { Description = "train the selected entries that differ only in their seed together, packed in one process (as train --seeds); the others one by one" };
-        var cmd = new Command("zoo", "train, export, grade and describe the zoo models of zoo/zoo.yaml (resumable)") { file, only, noTrain, threads, evalMinutes, models, regrade, packed, device, compact };
+        var cmd = new Command("zoo", "train, export, grade and describe the zoo models of zoo/zoo.yaml (resumable)") { file, only, noTrain, threads, evalMinutes, barMinutes, models, regrade, packed, device, compact };
         cmd.SetAction((r, token) =>
         {
             // a signal stops training after its step, with a checkpoint, and ends the zoo run there
@@ -73,6 +74,7 @@ public static class ZooCommand
             Directory.CreateDirectory(outDir);
             var failed = new List<string>();
             var trained = new HashSet<string>();
+            var budgets = new GradingBudgets(r.GetValue(evalMinutes), r.GetValue(barMinutes) ?? r.GetValue(evalMinutes));
             if (r.GetValue(compact) && (r.GetValue(regrade) || r.GetValue(packed)))
                 throw new UserError("--compact only compacts checkpoints; run it without --regrade and --packed");
             if (r.GetValue(packed) && !r.GetValue(noTrain) && !r.GetValue(regrade) && !r.GetValue(compact))
@@ -93,12 +95,12 @@ public static class ZooCommand
                 }
                 if (r.GetValue(regrade))
                 {
-                    if (!Regrade(e, outDir, r.GetValue(evalMinutes), w)) failed.Add(e.Name);
+                    if (!Regrade(e, outDir, budgets, w)) failed.Add(e.Name);
                     continue;
                 }
                 if (!r.GetValue(noTrain) && !trained.Contains(e.Name)) Train(e, runDir, r.GetValue(threads), dev, w, cancel);
                 if (cancel.IsCancellationRequested || Checkpoint.InDirectory(runDir).Count == 0) continue;
-                if (!Publish(e, runDir, outDir, r.GetValue(evalMinutes), w)) failed.Add(e.Name);
+                if (!Publish(e, runDir, outDir, budgets, w)) failed.Add(e.Name);
             }
             if (cancel.IsCancellationRequested) Cli.Line(w, "== interrupted: training stopped with a checkpoint saved; run the same command to continue");
             if (failed.Count == 0) return Task.FromResult(0);
@@ -167,7 +169,7 @@ public static class ZooCommand
 
     /// <summary>Exports, grades and describes one model; false (after one line saying why) when it could not be
     /// exported or graded.</summary>
-    private static bool Publish(ZooEntry e, string runDir, string outDir, double evalMinutes, TextWriter w)
+    private static bool Publish(ZooEntry e, string runDir, string outDir, GradingBudgets budgets, TextWriter w)
     {
         string onnx = Path.Combine(outDir, e.Name + ".onnx");
         var (model, ckpt) = ModelExporter.LoadModel(runDir);
@@ -186,7 +188,7 @@ public static class ZooCommand
         }
         try
         {
-            Grade(e, ckpt, state, onnx, outDir, evalMinutes, w);
+            Grade(e, ckpt, state, onnx, outDir, budgets, w);
             return true;
         }
         catch (Exception x) when (x is not OperationCanceledException)
@@ -255,7 +257,7 @@ public static class ZooCommand
 
     /// <summary>Grades a published model again (a larger budget, a newer evaluator) and rewrites the measured
     /// fields of its card (model hash, claim, levels, break point, summary), keeping what it says about training.</summary>
-    private static bool Regrade(ZooEntry e, string outDir, double evalMinutes, TextWriter w)
+    private static bool Regrade(ZooEntry e, string outDir, GradingBudgets budgets, TextWriter w)
     {
         string onnx = Path.Combine(outDir, e.Name + ".onnx"), cardPath = Path.Combine(outDir, e.Name + ".card.json");
         if (!File.Exists(onnx) || !File.Exists(cardPath))
@@ -266,10 +268,10 @@ public static class ZooCommand
         try
         {
             var card = (JsonObject)JsonNode.Parse(File.ReadAllText(cardPath))!;
-            var results = Evaluate(e, onnx, outDir, evalMinutes, w);
+            var results = Evaluate(e, onnx, outDir, budgets.Standard, w);
             foreach (var (key, value) in Measured(onnx, results))
                 card[key] = value?.DeepClone();
-            if (e.Bar is not null) card["bar"] = GradeBar(e, onnx, outDir, evalMinutes, w);
+            if (e.Bar is not null) card["bar"] = GradeBar(e, onnx, outDir, budgets.Bar, w);
             else card.Remove("bar");
             AtomicFile.Write(cardPath, card.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
             Cli.Line(w, $"== {e.Name}: regraded: {card["summary"]}");
@@ -282,11 +284,14 @@ public static class ZooCommand
         }
     }
 
-    private static void Grade(ZooEntry e, Checkpoint ckpt, TrainerState state, string onnx, string outDir, double evalMinutes, TextWriter w)
+    /// <summary>Minutes of grading per model: the standard suite's (its break-point search gets half as many again) and the bar's.</summary>
+    private sealed record GradingBudgets(double Standard, double Bar);
+
+    private static void Grade(ZooEntry e, Checkpoint ckpt, TrainerState state, string onnx, string outDir, GradingBudgets budgets, TextWriter w)
     {
-        var results = Evaluate(e, onnx, outDir, evalMinutes, w);
+        var results = Evaluate(e, onnx, outDir, budgets.Standard, w);
         var card = Card(e, ckpt, state, onnx, results);
-        if (e.Bar is not null) card["bar"] = GradeBar(e, onnx, outDir, evalMinutes, w);
+        if (e.Bar is not null) card["bar"] = GradeBar(e, onnx, outDir, budgets.Bar, w);
         AtomicFile.Write(Path.Combine(outDir, e.Name + ".card.json"), card.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         Cli.Line(w, $"== {e.Name}: {card["summary"]}");
     }
