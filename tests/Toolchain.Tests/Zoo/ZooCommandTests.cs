@@ -285,6 +285,16 @@ public class ZooCommandTests
         // the standard grading's results are still the standard suite's (what `toolchain report` reuses)
         JsonNode.Parse(File.ReadAllText(Path.Combine(models, "c.report", "results.json")))!["suite"]!["name"]!.GetValue<string>().Should().Be("standard");
 
+        // a relative bar not found from the working directory is looked for beside the zoo file and in the folder above it
+        Directory.CreateDirectory(tmp["sub"]);
+        File.WriteAllText(Path.Combine(tmp["sub"], "zoo.yaml"), """
+            models:
+              - {name: c, task: copy, arch: cnn, preset: tiny, steps: 2, bar: bar.yaml}
+            """);
+        var beside = Toolchain.Cli.Commands.ZooCommand.Load(Path.Combine(tmp["sub"], "zoo.yaml")).Single();
+        beside.Bar.Should().Be("bar.yaml", "the card names the bar as written");
+        beside.BarSuite()!.Name.Should().Be("copy-bar");
+
         // a bar that is not there is refused when the zoo file is read, before any training
         File.WriteAllText(tmp["zoo2.yaml"], """
             models:

@@ -22,8 +22,11 @@ namespace Toolchain.Cli.Commands;
 /// reuses) is unchanged. Null: none.</param>
 public sealed record ZooEntry(string Name, string Task, string Arch, string? Preset, int Steps, IReadOnlyList<string> Set, string? Note = null, double[]? Parity = null, string? Bar = null)
 {
+    /// <summary>Where the bar's file was found (see <see cref="ZooCommand.Load"/>); the card names <see cref="Bar"/> as written.</summary>
+    public string? BarPath { get; init; }
+
     /// <summary>The entry's bar suite (null when it has none).</summary>
-    public SuiteDefinition? BarSuite() => Bar is null ? null : SuiteFile.Resolve(Bar);
+    public SuiteDefinition? BarSuite() => Bar is null ? null : SuiteFile.Resolve(BarPath ?? Bar);
 
     /// <summary>The export options the zoo publishes this entry with.</summary>
     public ExportOptions ExportOptions => Parity is null ? new ExportOptions { WithStates = true } : new ExportOptions { WithStates = true, ParityMultiples = Parity };
@@ -126,6 +129,14 @@ public static class ZooCommand
             try { parity = Opt("parity") is string text ? ExportOptions.ParseMultiples(text, "parity") : null; }
             catch (ArgumentException x) { throw new UserError($"{path}:{m.Start.Line}: {x.Message}"); }
             var entry = new ZooEntry(Get("name"), Get("task"), Get("arch"), Opt("preset"), int.Parse(Get("steps"), CultureInfo.InvariantCulture), set, Opt("note"), parity, Opt("bar"));
+            // a relative bar is a path from the directory the zoo runs in, or else from the zoo file's folder or the
+            // one above it (zoo/zoo.yaml's: the repository root), so the zoo reads the same from anywhere
+            if (entry.Bar is { } bar && !Path.IsPathRooted(bar) && !File.Exists(bar) && !SuiteFile.BuiltInNames.Contains(bar))
+            {
+                string folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+                string? found = new[] { folder, Path.GetDirectoryName(folder) }.OfType<string>().Select(d => Path.Combine(d, bar)).FirstOrDefault(File.Exists);
+                if (found is not null) entry = entry with { BarPath = found };
+            }
             // a bar suite that cannot be read is found before any training, not after hours of it
             try { entry.BarSuite(); }
             catch (Exception x) when (x is FileNotFoundException or SuiteFormatException or FormatException or ArgumentException or NotSupportedException or IOException or UnauthorizedAccessException)
