@@ -308,26 +308,30 @@ public static class ZooCommand
     }
 
     /// <summary>Grades on the standard suite with a break-point search into models/NAME.report/.</summary>
-    private static Results Evaluate(ZooEntry e, string onnx, string outDir, double evalMinutes, TextWriter w)
+    private static Results Evaluate(ZooEntry e, string onnx, string outDir, double evalMinutes, TextWriter w) =>
+        GradeOn(SuiteFile.LoadBuiltIn("standard"), onnx, Path.Combine(outDir, e.Name + ".report"), evalMinutes, breakPoint: true, w);
+
+    /// <summary>Grades a model on a suite into a fresh folder (the standard report or the bar) within the budget, with
+    /// or without a break-point search (half the budget again).</summary>
+    private static Results GradeOn(SuiteDefinition suite, string onnx, string dir, double minutes, bool breakPoint, TextWriter w)
     {
-        string reportDir = Path.Combine(outDir, e.Name + ".report");
-        if (Directory.Exists(reportDir)) Directory.Delete(reportDir, recursive: true);
+        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         var (info, runner) = ModelIntake.Open(onnx, null, null, new RunnerOptions { Provider = ProviderChoice.Cpu, Log = line => Cli.Line(w, "   " + line) });
         Results results;
         using (runner)
         {
             results = Evaluator.Run(info, runner, new EvalOptions
             {
-                Suite = SuiteFile.LoadBuiltIn("standard"),
-                OutDir = reportDir,
-                BudgetMinutes = evalMinutes,
-                BreakPoint = true,
-                BreakPointOptions = new BreakPointOptions { Seconds = evalMinutes * 30 },
+                Suite = suite,
+                OutDir = dir,
+                BudgetMinutes = minutes,
+                BreakPoint = breakPoint,
+                BreakPointOptions = new BreakPointOptions { Seconds = minutes * 30 },
                 Log = line => Cli.Line(w, "   " + line),
             });
         }
         foreach (var f in new[] { Evaluator.PlanFile, Evaluator.UnitsFile, Evaluator.BreakPointFile, FolderLock.FileName })
-            File.Delete(Path.Combine(reportDir, f)); // resume bookkeeping; the card and results.json carry the outcome
+            File.Delete(Path.Combine(dir, f)); // resume bookkeeping; the card and results.json carry the outcome
         return results;
     }
 
@@ -446,31 +450,18 @@ public static class ZooCommand
     /// <summary>Grades the entry's bar suite into models/NAME.bar/ (no break-point search; the standard grading has
     /// one) and describes it for the card: the suite (source, name, seed, hash), its levels with every family's exact
     /// count, and `met`: every planned example of every level graded and sequence-exact. A level the budget trimmed
-    /// or skipped leaves the bar unmet, and the card says which.</summary>
-    private static JsonObject GradeBar(ZooEntry e, string onnx, string outDir, double evalMinutes, TextWriter w)
+    /// or skipped leaves the bar unmet, and the card says which, apart from the examples graded and wrong.</summary>
+    private static JsonObject GradeBar(ZooEntry e, string onnx, string outDir, double minutes, TextWriter w)
     {
         var suite = e.BarSuite()!;
-        string barDir = Path.Combine(outDir, e.Name + ".bar");
-        if (Directory.Exists(barDir)) Directory.Delete(barDir, recursive: true);
         Cli.Line(w, $"== {e.Name}: grading its bar, {e.Bar} ({suite.Name}, seed {suite.Seed})");
-        var (info, runner) = ModelIntake.Open(onnx, null, null, new RunnerOptions { Provider = ProviderChoice.Cpu, Log = line => Cli.Line(w, "   " + line) });
-        Results results;
-        using (runner)
-            results = Evaluator.Run(info, runner, new EvalOptions
-            {
-                Suite = suite,
-                OutDir = barDir,
-                BudgetMinutes = evalMinutes,
-                Log = line => Cli.Line(w, "   " + line),
-            });
-        foreach (var f in new[] { Evaluator.PlanFile, Evaluator.UnitsFile, Evaluator.BreakPointFile, FolderLock.FileName })
-            File.Delete(Path.Combine(barDir, f));
+        var results = GradeOn(suite, onnx, Path.Combine(outDir, e.Name + ".bar"), minutes, breakPoint: false, w);
         var shortfalls = new List<string>();
         foreach (var l in results.Levels)
         {
-            if (l.Status != "complete") shortfalls.Add($"{l.Name} {l.Status}");
-            foreach (var f in l.Families.Where(f => f.Exact < f.Planned))
-                shortfalls.Add($"{l.Name} {f.Family} {f.Exact} of {f.Planned} exact");
+            if (l.Status != "complete") shortfalls.Add($"{l.Name} {l.Status}" + (l.Note is null ? "" : $" ({l.Note})"));
+            foreach (var f in l.Families.Where(f => f.Exact < f.Samples))
+                shortfalls.Add($"{l.Name} {f.Family} {f.Exact} of {f.Samples} exact");
         }
         foreach (var c in results.Cases.Where(c => !c.Exact)) shortfalls.Add($"case {c.Name} {c.Status}");
         string verdict = shortfalls.Count == 0 ? "met: every example exact" : "not met: " + string.Join("; ", shortfalls);
