@@ -59,14 +59,7 @@ def main():
     cases = []
     for i in range(24):
         j = rng.randint(250, 500)
-        a = ["0"] * 1000
-        b = ["0"] * 1000
-        for p in range(j, 1000):
-            a[p] = "1"
-        for p in range(j):
-            b[p] = rng.choice("01")
-        b[j] = "1"
-        cases.append((f"r{i}-j{j}", 1000, "".join(a), "".join(b)))
+        cases.append((f"r{i}-j{j}", 1000, *chain(1000, j, "".join(rng.choice("01") for _ in range(j)))))
     write("probe2.yaml", "carryprobe2", "24 carry chains with random low digits at size 1000, j from 250 to 500", cases)
 
     # probe 3: probe 1's random chains with j of 300 or more, and 30 more with j from 280 to 500
