@@ -308,6 +308,73 @@ public class ZooCommandTests
     }
 
     [Fact]
+    public void A_bar_with_gates_is_met_by_its_rules_not_by_every_example_and_the_card_lists_each_rule_with_its_value()
+    {
+        using var tmp = new Toolchain.Tests.Evaluate.TempDir();
+        File.WriteAllText(tmp["bar.yaml"], """
+            name: reverse-bar
+            description: four random examples at 1x
+            seed: 78
+            levels:
+              - {multiple: 1, samples: {random: 4}}
+            """);
+        // a 2-step convolution cannot reverse: some examples are wrong, but more than nothing of the symbols is right
+        File.WriteAllText(tmp["loose.yaml"], "- {level: 1x, metric: symbol_accuracy, min: 0.01}\n");
+        File.WriteAllText(tmp["strict.yaml"], "gates:\n  - {level: 1x, family: random, metric: sequence_accuracy, min: 1}\n  - {level: 1x, metric: symbol_accuracy, min: 0.01}\n");
+        File.WriteAllText(tmp["zoo.yaml"], $$"""
+            models:
+              - {name: loose, task: reverse, arch: cnn, preset: tiny, steps: 2, parity: "1,2", bar: "{{tmp["bar.yaml"]}}", bar_gates: "{{tmp["loose.yaml"]}}"}
+              - {name: strict, task: reverse, arch: cnn, preset: tiny, steps: 2, parity: "1,2", bar: "{{tmp["bar.yaml"]}}", bar_gates: "{{tmp["strict.yaml"]}}"}
+            """);
+        string models = tmp["models"];
+
+        var (code, output, err) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--models", models, "--eval-minutes", "0.05", "--bar-minutes", "0.5");
+
+        code.Should().Be(0, output + err);
+        JsonNode Bar(string name) => JsonNode.Parse(File.ReadAllText(Path.Combine(models, name + ".card.json")))!["bar"]!;
+        var loose = Bar("loose");
+        int exact = loose["levels"]!["1x"]!["families"]!["random"]!["exact"]!.GetValue<int>();
+        exact.Should().BeLessThan(4, "a 2-step convolution does not reverse 1x inputs");
+        double symbols = loose["levels"]!["1x"]!["symbol_accuracy"]!.GetValue<double>();
+        symbols.Should().BeGreaterThan(0.01);
+        loose["met"]!.GetValue<bool>().Should().BeTrue("its one rule asks for 1% of the symbols, not exact examples");
+        loose["verdict"]!.GetValue<string>().Should().StartWith("met: every rule passes (*/* 1x symbol_accuracy >= 0.01: ");
+        var rule = loose["gates"]!["rules"]!.AsArray().Single()!;
+        rule["passed"]!.GetValue<bool>().Should().BeTrue();
+        rule["value"]!.GetValue<double>().Should().BeApproximately(symbols, 1e-4);
+        loose["gates"]!["source"]!.GetValue<string>().Should().Be(tmp["loose.yaml"]);
+
+        var strict = Bar("strict");
+        strict["met"]!.GetValue<bool>().Should().BeFalse();
+        strict["verdict"]!.GetValue<string>().Should().Be($"not met: */* 1x/random sequence_accuracy >= 1: {exact / 4.0:0.####} is out of bounds");
+        strict["gates"]!["rules"]!.AsArray().Select(r => r!["passed"]!.GetValue<bool>()).Should().Equal(false, true);
+        output.Should().Contain("== strict: bar not met: ");
+    }
+
+    [Fact]
+    public void Bar_gates_without_a_bar_an_empty_or_missing_gates_file_and_an_unknown_field_are_refused_when_the_zoo_is_read()
+    {
+        using var tmp = new Toolchain.Tests.Evaluate.TempDir();
+        File.WriteAllText(tmp["bar.yaml"], "name: b\ndescription: d\nseed: 1\nlevels:\n  - {multiple: 1, samples: {random: 1}}\n");
+        File.WriteAllText(tmp["gates.yaml"], "- {level: 1x, metric: symbol_accuracy, min: 0.99}\n");
+        File.WriteAllText(tmp["empty.yaml"], "[]\n");
+        void Refused(string entry, string message)
+        {
+            File.WriteAllText(tmp["zoo.yaml"], "models:\n  - " + entry + "\n");
+            FluentActions.Invoking(() => Toolchain.Cli.Commands.ZooCommand.Load(tmp["zoo.yaml"]))
+                .Should().Throw<Toolchain.Cli.UserError>().WithMessage(message);
+        }
+        Refused($"{{name: a, task: copy, arch: cnn, steps: 2, bar_gates: \"{tmp["gates.yaml"]}\"}}", "*zoo.yaml:2: a has bar_gates but no bar*");
+        Refused($"{{name: a, task: copy, arch: cnn, steps: 2, bar: \"{tmp["bar.yaml"]}\", bar_gates: \"{tmp["empty.yaml"]}\"}}", "*zoo.yaml:2: bar_gates '*empty.yaml' of a has no rules*");
+        Refused($"{{name: a, task: copy, arch: cnn, steps: 2, bar: \"{tmp["bar.yaml"]}\", bar_gates: no/such/gates.yaml}}", "*zoo.yaml:2: bar_gates 'no/such/gates.yaml' of a: *does not exist*");
+        Refused($"{{name: a, task: copy, arch: cnn, steps: 2, bar: \"{tmp["bar.yaml"]}\", bar_gate: \"{tmp["gates.yaml"]}\"}}", "*zoo.yaml:2: unknown field 'bar_gate' in a zoo entry; the fields are: *bar_gates*");
+
+        File.WriteAllText(tmp["zoo.yaml"], $"models:\n  - {{name: a, task: copy, arch: cnn, steps: 2, bar: \"{tmp["bar.yaml"]}\", bar_gates: \"{tmp["gates.yaml"]}\"}}\n");
+        var e = Toolchain.Cli.Commands.ZooCommand.Load(tmp["zoo.yaml"]).Single();
+        e.BarGateRules()!.Single().Describe().Should().Be("*/* 1x symbol_accuracy >= 0.99");
+    }
+
+    [Fact]
     public void A_malformed_parity_entry_is_refused_with_the_file_and_line()
     {
         using var tmp = new Toolchain.Tests.Evaluate.TempDir();

@@ -20,10 +20,20 @@ namespace Toolchain.Cli.Commands;
 /// the zoo runs in, or a built-in suite's name): a bar that asks for more examples per family than the standard suite
 /// has. Its grading goes to models/NAME.bar/ and the card's `bar`; the standard grading (the one `toolchain report`
 /// reuses) is unchanged. Null: none.</param>
-public sealed record ZooEntry(string Name, string Task, string Arch, string? Preset, int Steps, IReadOnlyList<string> Set, string? Note = null, double[]? Parity = null, string? Bar = null)
+/// <param name="BarGates">What meeting the bar means, when it is not "every example exact" (`bar_gates: FILE`, a gates
+/// file as `toolchain compare --gate` reads, checked against the bar's results): a bar of per-symbol accuracy, say. The
+/// bar is then met when every planned level was graded in full, every pinned case is exact and every rule passes.
+/// Null: every example of the bar exact.</param>
+public sealed record ZooEntry(string Name, string Task, string Arch, string? Preset, int Steps, IReadOnlyList<string> Set, string? Note = null, double[]? Parity = null, string? Bar = null, string? BarGates = null)
 {
     /// <summary>Where the bar's file was found (see <see cref="ZooCommand.Load"/>); the card names <see cref="Bar"/> as written.</summary>
     public string? BarPath { get; init; }
+
+    /// <summary>Where the bar's gates file was found (as <see cref="BarPath"/>); the card names <see cref="BarGates"/> as written.</summary>
+    public string? BarGatesPath { get; init; }
+
+    /// <summary>The bar's gate rules (null when the bar is "every example exact").</summary>
+    public List<GateRule>? BarGateRules() => BarGates is null ? null : Gates.Load(BarGatesPath ?? BarGates);
 
     /// <summary>The entry's bar suite (null when it has none).</summary>
     public SuiteDefinition? BarSuite() => Bar is null ? null : SuiteFile.Resolve(BarPath ?? Bar);
@@ -128,22 +138,42 @@ public static class ZooCommand
             double[]? parity;
             try { parity = Opt("parity") is string text ? ExportOptions.ParseMultiples(text, "parity") : null; }
             catch (ArgumentException x) { throw new UserError($"{path}:{m.Start.Line}: {x.Message}"); }
-            var entry = new ZooEntry(Get("name"), Get("task"), Get("arch"), Opt("preset"), int.Parse(Get("steps"), CultureInfo.InvariantCulture), set, Opt("note"), parity, Opt("bar"));
+            // a misspelt field (say `bar_gate:`) would otherwise be dropped without a word
+            foreach (var key in m.Children.Keys)
+                if (key is not YamlScalarNode { Value: { } k } || !EntryFields.Contains(k))
+                    throw new UserError($"{path}:{key.Start.Line}: unknown field '{(key as YamlScalarNode)?.Value}' in a zoo entry; the fields are: {string.Join(", ", EntryFields)}");
+            var entry = new ZooEntry(Get("name"), Get("task"), Get("arch"), Opt("preset"), int.Parse(Get("steps"), CultureInfo.InvariantCulture), set, Opt("note"), parity, Opt("bar"), Opt("bar_gates"));
+            if (entry.BarGates is not null && entry.Bar is null)
+                throw new UserError($"{path}:{m.Start.Line}: {entry.Name} has bar_gates but no bar; bar_gates says what meeting the bar suite means, so give the suite as bar: FILE");
             // a relative bar is a path from the directory the zoo runs in, or else from the zoo file's folder or the
             // one above it (zoo/zoo.yaml's: the repository root), so the zoo reads the same from anywhere
-            if (entry.Bar is { } bar && !Path.IsPathRooted(bar) && !File.Exists(bar) && !SuiteFile.BuiltInNames.Contains(bar))
-            {
-                string folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
-                string? found = new[] { folder, Path.GetDirectoryName(folder) }.OfType<string>().Select(d => Path.Combine(d, bar)).FirstOrDefault(File.Exists);
-                if (found is not null) entry = entry with { BarPath = found };
-            }
-            // a bar suite that cannot be read is found before any training, not after hours of it
+            if (entry.Bar is { } bar && !SuiteFile.BuiltInNames.Contains(bar) && Beside(path, bar) is { } foundBar) entry = entry with { BarPath = foundBar };
+            if (entry.BarGates is { } gates && Beside(path, gates) is { } foundGates) entry = entry with { BarGatesPath = foundGates };
+            // a bar suite or gates file that cannot be read is found before any training, not after hours of it
             try { entry.BarSuite(); }
             catch (Exception x) when (x is FileNotFoundException or SuiteFormatException or FormatException or ArgumentException or NotSupportedException or IOException or UnauthorizedAccessException)
             { throw new UserError($"{path}:{m.Start.Line}: bar '{entry.Bar}' of {entry.Name}: {Cli.OneLine(x)}; give a suite file's path from the directory the zoo runs in, or one of: {string.Join(", ", SuiteFile.BuiltInNames)}"); }
+            try
+            {
+                var rules = entry.BarGateRules();
+                if (rules is not null && rules.Count == 0) throw new UserError($"{path}:{m.Start.Line}: bar_gates '{entry.BarGates}' of {entry.Name} has no rules; a bar with no rule would be met by anything");
+            }
+            catch (Exception x) when (x is EvaluationException or SuiteFormatException or IOException or UnauthorizedAccessException)
+            { throw new UserError($"{path}:{m.Start.Line}: bar_gates '{entry.BarGates}' of {entry.Name}: {Cli.OneLine(x)}; give a gates file's path (a YAML list of rules, as `toolchain compare --gate` reads)"); }
             list.Add(entry);
         }
         return list;
+    }
+
+    private static readonly string[] EntryFields = ["name", "task", "arch", "preset", "steps", "set", "note", "parity", "bar", "bar_gates"];
+
+    /// <summary>A relative file of an entry that is not found from the working directory, looked for beside the zoo
+    /// file and in the folder above it; null when it is found where written (or nowhere: the reader says so).</summary>
+    private static string? Beside(string zooFile, string file)
+    {
+        if (Path.IsPathRooted(file) || File.Exists(file)) return null;
+        string folder = Path.GetDirectoryName(Path.GetFullPath(zooFile))!;
+        return new[] { folder, Path.GetDirectoryName(folder) }.OfType<string>().Select(d => Path.Combine(d, file)).FirstOrDefault(File.Exists);
     }
 
     public static RunConfig Config(ZooEntry e, int threads, string device = "cpu") =>
@@ -449,24 +479,33 @@ public static class ZooCommand
 
     /// <summary>Grades the entry's bar suite into models/NAME.bar/ (no break-point search; the standard grading has
     /// one) and describes it for the card: the suite (source, name, seed, hash), its levels with every family's exact
-    /// count, and `met`: every planned example of every level graded and sequence-exact. A level the budget trimmed
-    /// or skipped leaves the bar unmet, and the card says which, apart from the examples graded and wrong.</summary>
+    /// count, and `met`: every planned example of every level graded and sequence-exact, or, for an entry with
+    /// `bar_gates`, every planned example graded and every rule passing (the card's `bar.gates` lists each rule with
+    /// its value). A level the budget trimmed or skipped leaves the bar unmet, and the card says which, apart from
+    /// the examples graded and wrong (or the rules that failed).</summary>
     private static JsonObject GradeBar(ZooEntry e, string onnx, string outDir, double minutes, TextWriter w)
     {
         var suite = e.BarSuite()!;
         Cli.Line(w, $"== {e.Name}: grading its bar, {e.Bar} ({suite.Name}, seed {suite.Seed})");
         var results = GradeOn(suite, onnx, Path.Combine(outDir, e.Name + ".bar"), minutes, breakPoint: false, w);
+        var rules = e.BarGateRules();
         var shortfalls = new List<string>();
         foreach (var l in results.Levels)
         {
             if (l.Status != "complete") shortfalls.Add($"{l.Name} {l.Status}" + (l.Note is null ? "" : $" ({l.Note})"));
-            foreach (var f in l.Families.Where(f => f.Exact < f.Samples))
-                shortfalls.Add($"{l.Name} {f.Family} {f.Exact} of {f.Samples} exact");
+            if (rules is null)
+                foreach (var f in l.Families.Where(f => f.Exact < f.Samples))
+                    shortfalls.Add($"{l.Name} {f.Family} {f.Exact} of {f.Samples} exact");
         }
         foreach (var c in results.Cases.Where(c => !c.Exact)) shortfalls.Add($"case {c.Name} {c.Status}");
-        string verdict = shortfalls.Count == 0 ? "met: every example exact" : "not met: " + string.Join("; ", shortfalls);
+        var outcomes = rules is null ? null : Gates.Check(rules, [results]);
+        if (outcomes is not null)
+            foreach (var o in outcomes.Where(o => !o.Passed)) shortfalls.Add($"{o.Rule.Describe()}: {o.Message}");
+        string met = outcomes is null ? "every example exact"
+            : "every rule passes (" + string.Join("; ", outcomes.Select(o => $"{o.Rule.Describe()}: {o.Value?.ToString("0.####", CultureInfo.InvariantCulture)}")) + ")";
+        string verdict = shortfalls.Count == 0 ? "met: " + met : "not met: " + string.Join("; ", shortfalls);
         Cli.Line(w, $"== {e.Name}: bar {verdict}");
-        return new JsonObject
+        var bar = new JsonObject
         {
             ["suite"] = new JsonObject { ["source"] = e.Bar, ["name"] = suite.Name, ["seed"] = suite.Seed, ["sha256"] = suite.Hash },
             ["met"] = shortfalls.Count == 0,
@@ -474,6 +513,21 @@ public static class ZooCommand
             ["levels"] = Levels(results),
             ["summary"] = LevelsSummary(results),
         };
+        if (outcomes is not null)
+            bar["gates"] = new JsonObject
+            {
+                ["source"] = e.BarGates,
+                ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(e.BarGatesPath ?? e.BarGates!))),
+                // a value that was not measured (a level the budget skipped) is null, never 0
+                ["rules"] = new JsonArray(outcomes.Select(o => (JsonNode)new JsonObject
+                {
+                    ["rule"] = o.Rule.Describe(),
+                    ["value"] = o.Value is { } v ? Math.Round(v, 6) : null,
+                    ["passed"] = o.Passed,
+                    ["message"] = o.Message,
+                }).ToArray()),
+            };
+        return bar;
     }
 
     /// <summary>Each graded family of a level: examples graded and exact ones (sequence-exact), so that a bar "every
