@@ -38,7 +38,12 @@ for path in sorted(models.glob("*.card.json")):
     print("| " + " | ".join(row) + " |")
     if card.get("bar"):  # a second suite the zoo graded the model on (zoo.yaml `bar:`)
         bar = card["bar"]
-        bars.append(f"- `{card['name']}` on `{bar['suite']['source']}` (seed {bar['suite']['seed']}): {bar['verdict']} ({bar['summary']})")
+        line = f"- `{card['name']}` on `{bar['suite']['source']}` (seed {bar['suite']['seed']}): {bar['verdict']} (sequence accuracy: {bar['summary']})"
+        if bar.get("gates"):  # a bar met by rules (zoo.yaml `bar_gates:`): each rule's measured value
+            rules = "; ".join(f"{r['rule']}: {'not measured' if r['value'] is None else r['value']} {'passes' if r['passed'] else 'fails'}"
+                              for r in bar["gates"]["rules"])
+            line += f"; rules of `{bar['gates']['source']}`: {rules}"
+        bars.append(line)
 if bars:
     print()
     print("Bars (each a second suite on the model's card, `bar`):")

@@ -28,7 +28,12 @@ def load_reference(path):
     return series
 
 
-def load_results(path):
+def load_results(arg):
+    # NAME=RESULTS.json names the series (two models exported under one file name, say); RESULTS.json alone is
+    # named by its model file
+    label, path = arg.split("=", 1) if "=" in arg and not os.path.exists(arg) else (None, arg)
+    if not os.path.exists(path):
+        sys.exit(f"error: {path}: no such results file; grade the model first (toolchain eval ... --out DIR) and pass DIR/results.json")
     r = json.load(open(path))
     model = r["model"]
     if model["task"] != "bmul":
@@ -38,7 +43,7 @@ def load_results(path):
         total = level.get("total") or {}
         if total.get("samples", 0) > 0:
             points.append((float(level["length"]), 100.0 * total["symbol_accuracy"], total["samples"], 100.0 * total["sequence_accuracy"]))
-    name = f"{model['file']} ({model['arch']}, ours)"
+    name = f"{label or model['file']} ({model['arch']}, ours)"
     return name, sorted(points)
 
 
@@ -121,7 +126,7 @@ def table(reference, ours):
 
 def main(argv):
     if "--out" not in argv or len(argv) < 4:
-        print("error: usage: paper_figure.py --out PREFIX REFERENCE.csv RESULTS.json [RESULTS.json ...]", file=sys.stderr)
+        print("error: usage: paper_figure.py --out PREFIX REFERENCE.csv [NAME=]RESULTS.json [[NAME=]RESULTS.json ...]", file=sys.stderr)
         return 2
     i = argv.index("--out")
     prefix = argv[i + 1]
