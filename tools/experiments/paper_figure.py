@@ -28,16 +28,22 @@ def load_reference(path):
     return series
 
 
+def fail(message):
+    """Bad input: one line on stderr and exit code 2, as the toolchain's own commands."""
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
 def load_results(arg):
     # NAME=RESULTS.json names the series (two models exported under one file name, say); RESULTS.json alone is
     # named by its model file
     label, path = arg.split("=", 1) if "=" in arg and not os.path.exists(arg) else (None, arg)
     if not os.path.exists(path):
-        sys.exit(f"error: {path}: no such results file; grade the model first (toolchain eval ... --out DIR) and pass DIR/results.json")
+        fail(f"error: {path}: no such results file; grade the model first (toolchain eval ... --out DIR) and pass DIR/results.json")
     r = json.load(open(path))
     model = r["model"]
     if model["task"] != "bmul":
-        sys.exit(f"error: {path} grades a {model['task']} model; the figure is for bmul")
+        fail(f"error: {path} grades a {model['task']} model; the figure is for bmul")
     points = []
     for level in r["levels"]:
         total = level.get("total") or {}

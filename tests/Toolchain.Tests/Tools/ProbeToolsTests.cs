@@ -124,7 +124,49 @@ public class ProbeToolsTests
         table.Out.Should().Contain("| `a` | 1,200 | 1.5 h | not graded | 100.0% | 50.0% | not graded | not graded | exact up to 40 |")
             .And.Contain("| `b` | 1,200 (after 6,000 at size 10) | 2.0 h (both) | not graded | 100.0% | not graded |")
             .And.Contain("| `c` | 1,600 (after 6,000 at size 10, then 1,600 at size 20) | 2.5 h (all 3 stages) | not graded | 100.0% |")
-            .And.Contain("\n- `a` on `zoo/suites/badd-bar.yaml` (seed 5): not met: 100x powers_of_two 6 of 16 exact (1x 100.0%, 100x 96.9%)\n");
+            .And.Contain("\n- `a` on `zoo/suites/badd-bar.yaml` (seed 5): not met: 100x powers_of_two 6 of 16 exact (sequence accuracy: 1x 100.0%, 100x 96.9%)\n");
         table.Out.Should().NotContain("- `b`", "only a card with a bar is listed under the bars");
+
+        // a bar met by rules (zoo.yaml bar_gates) lists each rule's value; a level that was not graded is "not measured", never 0
+        File.WriteAllText(Path.Combine(models, "d.card.json"), "{\"name\": \"d\", \"steps\": 100, \"wall_time_seconds\": 60, \"break_point\": \"x: exact up to 1\", " +
+            "\"levels\": {\"1x\": {" + complete + "1}}, \"bar\": {\"suite\": {\"source\": \"zoo/suites/bmul-bar.yaml\", \"seed\": 7}, " +
+            "\"verdict\": \"not met: 100x skipped\", \"summary\": \"10x 93.8%\", \"gates\": {\"source\": \"zoo/suites/bmul-bar.gates.yaml\", \"rules\": [" +
+            "{\"rule\": \"bmul/* 10x/random sequence_accuracy >= 1\", \"value\": 0.9375, \"passed\": false}, " +
+            "{\"rule\": \"bmul/* 100x symbol_accuracy >= 0.99\", \"value\": null, \"passed\": false}]}}}");
+        var gated = Python(Path.Combine(ZooTests.RepoRoot(), "tools", "zoo-table.py"), models);
+        gated.Code.Should().Be(0, gated.Err);
+        gated.Out.Should().Contain("\n- `d` on `zoo/suites/bmul-bar.yaml` (seed 7): not met: 100x skipped (sequence accuracy: 10x 93.8%); rules of " +
+            "`zoo/suites/bmul-bar.gates.yaml`: bmul/* 10x/random sequence_accuracy >= 1: 0.9375 fails; bmul/* 100x symbol_accuracy >= 0.99: not measured fails\n");
+    }
+
+    [SkippableFact]
+    public void The_paper_figure_names_each_series_as_asked_and_refuses_a_missing_results_file_in_one_line()
+    {
+        Skip.If(OnPath("python3") is null, "no python3 on PATH");
+        using var tmp = new TempDir();
+        string reference = tmp["reference.csv"];
+        File.WriteAllText(reference, "# digitized\nlength,dngpu_symbol_accuracy_pct,ngpu_symbol_accuracy_pct\n41,,99.9\n401,99.9,75.2\n");
+        string Results(string name, double symbols) =>
+            "{\"model\": {\"file\": \"" + name + "\", \"task\": \"bmul\", \"arch\": \"dngpu\"}, \"levels\": [{\"length\": 401, " +
+            "\"total\": {\"samples\": 16, \"symbol_accuracy\": " + symbols.ToString(System.Globalization.CultureInfo.InvariantCulture) + ", \"sequence_accuracy\": 0.5}}]}";
+        // two models exported under one file name, as the published dngpu-bmul and the first port were
+        File.WriteAllText(tmp["new.json"], Results("dngpu-bmul.onnx", 1.0));
+        File.WriteAllText(tmp["old.json"], Results("dngpu-bmul.onnx", 0.766));
+        string prefix = tmp["fig"];
+        string tool = Path.Combine(ZooTests.RepoRoot(), "tools", "experiments", "paper_figure.py");
+
+        var named = Python(tool, "--out", prefix, reference, "dngpu-bmul=" + tmp["new.json"], "dngpu-port-bmul=" + tmp["old.json"]);
+
+        named.Code.Should().Be(0, named.Err);
+        File.ReadAllText(prefix + ".md").Should().Contain("| length | dngpu-bmul (dngpu, ours) | dngpu-port-bmul (dngpu, ours) | DNGPU reference (digitized) | NGPU (digitized) |")
+            .And.Contain("| 401 | 100.0% (seq 50%, 16 samples) | 76.6% (seq 50%, 16 samples) | 99.9% | 75.2% |");
+        File.ReadAllText(prefix + ".svg").Should().Contain(">dngpu-port-bmul (dngpu, ours)<");
+        var unnamed = Python(tool, "--out", prefix, reference, tmp["new.json"]);
+        unnamed.Code.Should().Be(0, unnamed.Err);
+        File.ReadAllText(prefix + ".md").Should().Contain("| dngpu-bmul.onnx (dngpu, ours) |", "without NAME= the series is named by its model file");
+
+        var missing = Python(tool, "--out", prefix, reference, "x=" + tmp["none.json"]);
+        missing.Code.Should().Be(2);
+        missing.Err.Trim().Should().StartWith("error: ").And.Contain("none.json").And.NotContain("Traceback");
     }
 }
