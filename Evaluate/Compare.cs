@@ -150,8 +150,15 @@ public static class Gates
     public static List<GateRule> Load(string path)
     {
         if (!File.Exists(path)) throw new EvaluationException($"gates file '{path}' does not exist");
+        return Parse(path, File.ReadAllText(path));
+    }
+
+    /// <summary>The rules of a gates file's text, read already (<paramref name="path"/> names it in errors), for a
+    /// caller that also hashes the bytes it parsed.</summary>
+    public static List<GateRule> Parse(string path, string text)
+    {
         var stream = new YamlStream();
-        try { stream.Load(new StringReader(File.ReadAllText(path))); }
+        try { stream.Load(new StringReader(text)); }
         catch (YamlException e) { throw new SuiteFormatException(path, e.Start.Line, e.Start.Column, "", "not valid YAML: " + (e.InnerException?.Message ?? e.Message)); }
         if (stream.Documents.Count != 1) throw new SuiteFormatException(path, 1, 1, "", "a gates file is one YAML list of rules");
         var root = stream.Documents[0].RootNode;

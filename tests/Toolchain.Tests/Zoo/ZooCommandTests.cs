@@ -371,7 +371,7 @@ public class ZooCommandTests
 
         File.WriteAllText(tmp["zoo.yaml"], $"models:\n  - {{name: a, task: copy, arch: cnn, steps: 2, bar: \"{tmp["bar.yaml"]}\", bar_gates: \"{tmp["gates.yaml"]}\"}}\n");
         var e = Toolchain.Cli.Commands.ZooCommand.Load(tmp["zoo.yaml"]).Single();
-        e.BarGateRules()!.Single().Describe().Should().Be("*/* 1x symbol_accuracy >= 0.99");
+        e.BarRules!.Single().Describe().Should().Be("*/* 1x symbol_accuracy >= 0.99");
     }
 
     [Fact]

@@ -29,11 +29,11 @@ public sealed record ZooEntry(string Name, string Task, string Arch, string? Pre
     /// <summary>Where the bar's file was found (see <see cref="ZooCommand.Load"/>); the card names <see cref="Bar"/> as written.</summary>
     public string? BarPath { get; init; }
 
-    /// <summary>Where the bar's gates file was found (as <see cref="BarPath"/>); the card names <see cref="BarGates"/> as written.</summary>
-    public string? BarGatesPath { get; init; }
+    /// <summary>The bar's gate rules, read once with the zoo file (null when the bar is "every example exact").</summary>
+    public IReadOnlyList<GateRule>? BarRules { get; init; }
 
-    /// <summary>The bar's gate rules (null when the bar is "every example exact").</summary>
-    public List<GateRule>? BarGateRules() => BarGates is null ? null : Gates.Load(BarGatesPath ?? BarGates);
+    /// <summary>The sha256 of the gates file's bytes that <see cref="BarRules"/> were parsed from.</summary>
+    public string? BarGatesSha256 { get; init; }
 
     /// <summary>The entry's bar suite (null when it has none).</summary>
     public SuiteDefinition? BarSuite() => Bar is null ? null : SuiteFile.Resolve(BarPath ?? Bar);
@@ -148,18 +148,27 @@ public static class ZooCommand
             // a relative bar is a path from the directory the zoo runs in, or else from the zoo file's folder or the
             // one above it (zoo/zoo.yaml's: the repository root), so the zoo reads the same from anywhere
             if (entry.Bar is { } bar && !SuiteFile.BuiltInNames.Contains(bar) && Beside(path, bar) is { } foundBar) entry = entry with { BarPath = foundBar };
-            if (entry.BarGates is { } gates && Beside(path, gates) is { } foundGates) entry = entry with { BarGatesPath = foundGates };
             // a bar suite or gates file that cannot be read is found before any training, not after hours of it
             try { entry.BarSuite(); }
             catch (Exception x) when (x is FileNotFoundException or SuiteFormatException or FormatException or ArgumentException or NotSupportedException or IOException or UnauthorizedAccessException)
             { throw new UserError($"{path}:{m.Start.Line}: bar '{entry.Bar}' of {entry.Name}: {Cli.OneLine(x)}; give a suite file's path from the directory the zoo runs in, or one of: {string.Join(", ", SuiteFile.BuiltInNames)}"); }
-            try
+            if (entry.BarGates is { } gates)
             {
-                var rules = entry.BarGateRules();
-                if (rules is not null && rules.Count == 0) throw new UserError($"{path}:{m.Start.Line}: bar_gates '{entry.BarGates}' of {entry.Name} has no rules; a bar with no rule would be met by anything");
+                // read once: the rules checked and the hash on the card come from the same bytes
+                string gatesFile = Beside(path, gates) ?? gates;
+                List<GateRule> rules;
+                byte[] bytes;
+                try
+                {
+                    if (!File.Exists(gatesFile)) throw new EvaluationException($"gates file '{gatesFile}' does not exist");
+                    bytes = File.ReadAllBytes(gatesFile);
+                    rules = Gates.Parse(gatesFile, System.Text.Encoding.UTF8.GetString(bytes));
+                }
+                catch (Exception x) when (x is EvaluationException or SuiteFormatException or IOException or UnauthorizedAccessException)
+                { throw new UserError($"{path}:{m.Start.Line}: bar_gates '{gates}' of {entry.Name}: {Cli.OneLine(x)}; give a gates file's path (a YAML list of rules, as `toolchain compare --gate` reads)"); }
+                if (rules.Count == 0) throw new UserError($"{path}:{m.Start.Line}: bar_gates '{gates}' of {entry.Name} has no rules; a bar with no rule would be met by anything");
+                entry = entry with { BarRules = rules, BarGatesSha256 = Convert.ToHexStringLower(SHA256.HashData(bytes)) };
             }
-            catch (Exception x) when (x is EvaluationException or SuiteFormatException or IOException or UnauthorizedAccessException)
-            { throw new UserError($"{path}:{m.Start.Line}: bar_gates '{entry.BarGates}' of {entry.Name}: {Cli.OneLine(x)}; give a gates file's path (a YAML list of rules, as `toolchain compare --gate` reads)"); }
             list.Add(entry);
         }
         return list;
@@ -488,7 +497,7 @@ public static class ZooCommand
         var suite = e.BarSuite()!;
         Cli.Line(w, $"== {e.Name}: grading its bar, {e.Bar} ({suite.Name}, seed {suite.Seed})");
         var results = GradeOn(suite, onnx, Path.Combine(outDir, e.Name + ".bar"), minutes, breakPoint: false, w);
-        var rules = e.BarGateRules();
+        var rules = e.BarRules;
         var shortfalls = new List<string>();
         foreach (var l in results.Levels)
         {
@@ -517,7 +526,7 @@ public static class ZooCommand
             bar["gates"] = new JsonObject
             {
                 ["source"] = e.BarGates,
-                ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(e.BarGatesPath ?? e.BarGates!))),
+                ["sha256"] = e.BarGatesSha256,
                 // a value that was not measured (a level the budget skipped) is null, never 0
                 ["rules"] = new JsonArray(outcomes.Select(o => (JsonNode)new JsonObject
                 {
