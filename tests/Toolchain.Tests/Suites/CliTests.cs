@@ -48,6 +48,7 @@ public class CliTests
     [
         (["identity_a", "identity_b", "no_carry"], "4f78563d70f054dc"),  // 2026-11-28
         (["far_powers_of_two"], "e9141835c3e9a86f"),                     // 2026-11-29
+        (["tape_ends"], "ae0ea289a37823a3"),                             // 2026-11-29, seventh session
     ];
 
     [Fact]

@@ -48,6 +48,24 @@ public class FamilyTests
     [Theory]
     [InlineData("badd")]
     [InlineData("qadd")]
+    [InlineData("bmul")]
+    [InlineData("mul")]
+    public void Tape_ends_puts_a_nonzero_digit_at_both_ends_of_the_tape_and_stays_opt_in(string task)
+    {
+        foreach (var (a, b, k, t) in Draw(task, ArithmeticTask.TapeEnds))
+        {
+            (a % t.Radix).Should().NotBe(BigInteger.Zero, "a's lowest digit sits at tape position 0");
+            b.Should().BeGreaterThanOrEqualTo(BigInteger.Pow(t.Radix, k - 1), "b's highest digit sits at the last tape position");
+            b.Should().BeLessThan(BigInteger.Pow(t.Radix, k));
+        }
+        // the other digits stay random: not every a is the same
+        Draw(task, ArithmeticTask.TapeEnds).Select(x => x.A).Distinct().Should().HaveCountGreaterThan(30);
+        TaskRegistry.Get(task).OptInFamilies.Should().Contain(ArithmeticTask.TapeEnds);
+    }
+
+    [Theory]
+    [InlineData("badd")]
+    [InlineData("qadd")]
     [InlineData("add")]
     [InlineData("bmul")]
     [InlineData("qmul")]
