@@ -95,7 +95,7 @@ public sealed record RunConfig
     public double HardFraction { get; init; }
     /// <summary>Which of the task's families the hard fraction draws from, and how often: comma-separated names,
     /// each optionally with a whole-number weight (name:weight, default 1), e.g. "powers_of_two:5,carry,identity_a".
-    /// Empty: every family other than random and the opt-in ones (far_powers_of_two), each equally likely.</summary>
+    /// Empty: every family other than random and the opt-in ones (far_powers_of_two, tape_ends), each equally likely.</summary>
     public string HardFamilies { get; init; } = "";
     /// <summary>Warm start (a departure from every paper recipe, named on the card): the path of a checkpoint of the same
     /// architecture and shapes whose weights, optimizer moments and optimizer step count this run starts from, for a

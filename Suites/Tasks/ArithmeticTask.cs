@@ -40,7 +40,8 @@ public abstract class ArithmeticTask : AlgorithmicTask
 
     /// <summary>Random operands whose digits at the two ends of the tape are non-zero: a's lowest (position 0) and
     /// b's highest (position 2k). On bmul these pairs meet last, and the published dngpu-bmul's random misses at the
-    /// training size are about 6 times as frequent when both are 1 (docs/results.md, 2026-11-29, seventh session).
+    /// training size are about 8 times as frequent when both are 1 as on the other products (3.85% against 0.47%;
+    /// docs/results.md, 2026-11-29, seventh session).
     /// Opt-in: a training family and a diagnostic, not part of the built-in suites' `hard` count.</summary>
     public const string TapeEnds = "tape_ends";
 
