@@ -147,15 +147,20 @@ public static class Gates
 {
     /// <summary>Reads a gates file: a YAML list of rules, or a mapping with a `gates:` list. Each rule:
     /// <c>{task, arch, level, family, metric, min, max}</c>; task/arch omitted or "*" match any.</summary>
-    public static List<GateRule> Load(string path)
+    public static List<GateRule> Load(string path) => LoadHashed(path).Rules;
+
+    /// <summary><see cref="Load"/>, with the SHA-256 of the very bytes the rules were parsed from (read once), for a
+    /// card that names the file it was judged by.</summary>
+    public static (List<GateRule> Rules, string Sha256) LoadHashed(string path)
     {
         if (!File.Exists(path)) throw new EvaluationException($"gates file '{path}' does not exist");
-        return Parse(path, File.ReadAllText(path));
+        var bytes = File.ReadAllBytes(path);
+        // decoded as File.ReadAllText does: UTF-8 unless a byte-order mark says otherwise, the mark dropped
+        using var reader = new StreamReader(new MemoryStream(bytes), Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        return (Parse(path, reader.ReadToEnd()), Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)));
     }
 
-    /// <summary>The rules of a gates file's text, read already (<paramref name="path"/> names it in errors), for a
-    /// caller that also hashes the bytes it parsed.</summary>
-    public static List<GateRule> Parse(string path, string text)
+    private static List<GateRule> Parse(string path, string text)
     {
         var stream = new YamlStream();
         try { stream.Load(new StringReader(text)); }

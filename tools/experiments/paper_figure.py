@@ -132,8 +132,7 @@ def table(reference, ours):
 
 def main(argv):
     if "--out" not in argv or len(argv) < 4:
-        print("error: usage: paper_figure.py --out PREFIX REFERENCE.csv [NAME=]RESULTS.json [[NAME=]RESULTS.json ...]", file=sys.stderr)
-        return 2
+        fail("error: usage: paper_figure.py --out PREFIX REFERENCE.csv [NAME=]RESULTS.json [[NAME=]RESULTS.json ...]")
     i = argv.index("--out")
     prefix = argv[i + 1]
     rest = argv[:i] + argv[i + 2:]

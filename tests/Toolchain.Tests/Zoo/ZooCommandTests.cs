@@ -372,6 +372,14 @@ public class ZooCommandTests
         File.WriteAllText(tmp["zoo.yaml"], $"models:\n  - {{name: a, task: copy, arch: cnn, steps: 2, bar: \"{tmp["bar.yaml"]}\", bar_gates: \"{tmp["gates.yaml"]}\"}}\n");
         var e = Toolchain.Cli.Commands.ZooCommand.Load(tmp["zoo.yaml"]).Single();
         e.BarRules!.Single().Describe().Should().Be("*/* 1x symbol_accuracy >= 0.99");
+        e.BarGatesSha256.Should().Be(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(tmp["gates.yaml"]))));
+
+        // a byte-order mark is read as `toolchain compare --gate` reads it; the hash is of the file's bytes, mark included
+        File.WriteAllBytes(tmp["gates.yaml"], [0xEF, 0xBB, 0xBF, .. System.Text.Encoding.UTF8.GetBytes("- {level: 1x, metric: symbol_accuracy, min: 0.99}\n")]);
+        var marked = Toolchain.Cli.Commands.ZooCommand.Load(tmp["zoo.yaml"]).Single();
+        marked.BarRules!.Single().Describe().Should().Be(Toolchain.Evaluate.Gates.Load(tmp["gates.yaml"]).Single().Describe());
+        marked.BarGatesSha256.Should().Be(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(tmp["gates.yaml"]))))
+            .And.NotBe(e.BarGatesSha256);
     }
 
     [Fact]

@@ -155,19 +155,13 @@ public static class ZooCommand
             if (entry.BarGates is { } gates)
             {
                 // read once: the rules checked and the hash on the card come from the same bytes
-                string gatesFile = Beside(path, gates) ?? gates;
                 List<GateRule> rules;
-                byte[] bytes;
-                try
-                {
-                    if (!File.Exists(gatesFile)) throw new EvaluationException($"gates file '{gatesFile}' does not exist");
-                    bytes = File.ReadAllBytes(gatesFile);
-                    rules = Gates.Parse(gatesFile, System.Text.Encoding.UTF8.GetString(bytes));
-                }
+                string sha256;
+                try { (rules, sha256) = Gates.LoadHashed(Beside(path, gates) ?? gates); }
                 catch (Exception x) when (x is EvaluationException or SuiteFormatException or IOException or UnauthorizedAccessException)
                 { throw new UserError($"{path}:{m.Start.Line}: bar_gates '{gates}' of {entry.Name}: {Cli.OneLine(x)}; give a gates file's path (a YAML list of rules, as `toolchain compare --gate` reads)"); }
                 if (rules.Count == 0) throw new UserError($"{path}:{m.Start.Line}: bar_gates '{gates}' of {entry.Name} has no rules; a bar with no rule would be met by anything");
-                entry = entry with { BarRules = rules, BarGatesSha256 = Convert.ToHexStringLower(SHA256.HashData(bytes)) };
+                entry = entry with { BarRules = rules, BarGatesSha256 = sha256 };
             }
             list.Add(entry);
         }
