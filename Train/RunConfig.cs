@@ -108,6 +108,19 @@ public sealed record RunConfig
     /// saturates, so gates near 0 or 1 become exactly 0 or 1 and what the model carries along its tape stops leaking
     /// with distance (docs/train.md). 1: the weights as loaded.</summary>
     public double InitUpdateScale { get; init; } = 1;
+    /// <summary>A departure from the references (ngpu, dngpu), made at inference only: the recurrence runs
+    /// ceil(factor n) steps on an input of length n instead of n, wherever the model runs in eval mode (probes,
+    /// parity, `toolchain export`'s models, so every grading). Training runs n steps on every bin, as the references
+    /// do, and both references also test with n steps (1). Given in hundredths (1.5, 1.25; at most 8), so that the
+    /// exported graph computes the same whole number of steps as TorchSharp. The reference recipe's bmul models get
+    /// most of their random misses from running out of steps, not from length (docs/train.md).</summary>
+    public double InferenceStepFactor { get; init; } = 1;
+
+    /// <summary>Steps the recurrence runs at inference on an input of length n: ceil(inference_step_factor n).</summary>
+    public long InferenceSteps(long n) => (n * InferenceStepPercent() + 99) / 100;
+
+    /// <summary>inference_step_factor in hundredths (150 for 1.5): the exported Loop's trip count is (n p + 99) / 100.</summary>
+    public long InferenceStepPercent() => (long)Math.Round(InferenceStepFactor * 100);
     /// <summary>The loss (and the training accuracy) counts only positions where the input or the target is not
     /// PAD, averaged over those positions, as the ANCHORS' first port did. Off (as in the DNGPU reference, which
     /// masks the state but not the loss): every position of the bin counts, including the PAD tail of a shorter
@@ -299,6 +312,10 @@ public sealed record RunConfig
         if (HardFamilies != "" && Toolchain.Suites.TaskRegistry.TryGet(Task) is { } familyTask) Trainer.HardFamilyTable(this, familyTask);
         Require(double.IsFinite(InitUpdateScale) && InitUpdateScale > 0, "init_update_scale must be a positive number (1 = the loaded weights as they are)");
         Require(InitUpdateScale == 1 || (InitFrom != "" && Arch == "dngpu"), "init_update_scale scales the update gate of the weights a dngpu warm start loads: it needs arch dngpu and init_from");
+        Require(double.IsFinite(InferenceStepFactor) && InferenceStepFactor is >= 1 and <= 8
+            && Math.Abs(InferenceStepFactor * 100 - Math.Round(InferenceStepFactor * 100)) < 1e-9,
+            "inference_step_factor must be a number from 1 to 8 in hundredths, such as 1.5 (1 = n steps on length n, as the references)");
+        Require(InferenceStepFactor == 1 || Arch is "ngpu" or "dngpu", "inference_step_factor sets the steps of a Neural GPU's recurrence: it needs arch ngpu or dngpu");
         Require(GradNoiseLr >= 0, "grad_noise_lr must be at least 0 (0 = off)");
         Require((!EmbedClip && EmbedDropout == 0) || Arch == "dngpu", "embed_clip and embed_dropout are dngpu settings");
         Require(LrDecay is >= 0 and < 1, "lr_decay must be in [0, 1) (0 = off)");

@@ -176,9 +176,10 @@ public sealed class Trainer : IDisposable
             }
             var saved = ckpt.Config with { Steps = _config.Steps, LogEvery = _config.LogEvery, CheckpointEvery = _config.CheckpointEvery, KeepCheckpoints = _config.KeepCheckpoints, Threads = _config.Threads, Device = _config.Device,
                 LrDecay = _config.LrDecay, LrDecayEvery = _config.LrDecayEvery, LrMinFactor = _config.LrMinFactor, GradNoise = _config.GradNoise,
-                ProbeEvery = _config.ProbeEvery, ProbeSizes = _config.ProbeSizes, ProbeSamples = _config.ProbeSamples };
+                ProbeEvery = _config.ProbeEvery, ProbeSizes = _config.ProbeSizes, ProbeSamples = _config.ProbeSamples,
+                InferenceStepFactor = _config.InferenceStepFactor };
             if (saved != _config)
-                throw new ArgumentException($"{file}: the checkpoint was trained with a different configuration ({RunConfigDifference.Describe(saved, _config)}); resume with the same settings (only steps, logging, checkpointing, probing, threads, device, the learning-rate decay and the gradient noise may change)");
+                throw new ArgumentException($"{file}: the checkpoint was trained with a different configuration ({RunConfigDifference.Describe(saved, _config)}); resume with the same settings (only steps, logging, checkpointing, probing, threads, device, the learning-rate decay, the gradient noise and the inference step factor may change)");
             long savedStep = TrainerState.FromJson(ckpt.State).Step;
             if (!ckpt.HasOptimizerState && savedStep < _config.Steps)
                 throw new CheckpointException($"{file}: holds the weights only (compacted when its run finished at step {savedStep}: its optimizer state was dropped to keep the committed zoo small), " +
@@ -186,6 +187,8 @@ public sealed class Trainer : IDisposable
             Restore(ckpt);
             if (ckpt.Config.GradNoise != _config.GradNoise)
                 _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resume: gradient noise changes from {ckpt.Config.GradNoise} to {_config.GradNoise} at step {_state.Step}"));
+            if (ckpt.Config.InferenceStepFactor != _config.InferenceStepFactor)
+                _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resume: inference step factor changes from {ckpt.Config.InferenceStepFactor} to {_config.InferenceStepFactor} at step {_state.Step} (probes and exports from here run ceil({_config.InferenceStepFactor} n) steps; training runs n)"));
             _log.WriteLine($"resumed from {Path.GetFileName(file)} at step {_state.Step}");
             if (_config.Relaxation > 1 && _model.ParameterSets == 1 && !_state.CurriculumAtFullLength(_config) && _state.Step < _config.Steps)
                 _log.WriteLine($"resume: warning: {Path.GetFileName(file)} holds the relaxation sets averaged at the end of its run (step {_state.Step}), not at full curriculum length; " +

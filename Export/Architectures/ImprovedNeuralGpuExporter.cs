@@ -39,7 +39,7 @@ public sealed class ImprovedNeuralGpuExporter : IArchitectureExporter
             mask = g.Unsqueeze(g.Gather(g.Initializer("pad_mask_table", keep, keep.Length), tokens, 0), 1);
             s0 = g.Mul(s0, mask);
         }
-        var (final, states) = Recurrence.Build(g, loop, options, tokens, s0,
+        var (final, states) = Recurrence.Build(g, loop, options, model.Config, tokens, s0,
             step: (b, s, _) => mask is null ? Step(b, weights, s, m, pad) : b.Mul(Step(b, weights, s, m, pad), mask),
             image: (b, s) => b.Transpose(s, 0, 2, 1));
         string logits = g.Linear(g.Transpose(final, 0, 2, 1), outWeight, outBias);

@@ -45,7 +45,7 @@ public sealed class NeuralGpuExporter : IArchitectureExporter
 
         string emb = g.Unsqueeze(g.Transpose(g.Gather(embedding, tokens, 0), 0, 2, 1), 3); // [B, m, n, 1]
         string s0 = w > 1 ? g.Pad(emb, 0, 0, 0, 0, 0, 0, 0, w - 1) : emb;                   // [B, m, n, w]
-        var (final, states) = Recurrence.Build(g, loop, options, tokens, s0,
+        var (final, states) = Recurrence.Build(g, loop, options, model.Config, tokens, s0,
             step: (b, s, index) => cell.Step(b, s, sets > 1 ? b.Node("Mod", [index(), b.Scalar((long)sets)]) : null),
             image: Image);
         string first = g.Transpose(g.Pick(final, 0, 3), 0, 2, 1); // column 0 -> [B, n, m]

@@ -20,7 +20,8 @@ namespace Toolchain.Train.Models;
 /// The saturation cost relu(|x| - 0.9) over every pre-activation keeps the gates off the flat parts: with
 /// saturation_mode=mean its mean per pre-activation, summed over steps / n; with saturation_mode=dngpu (the
 /// reference) its sum over maps, positions and steps / (n^2 B), the input layer's counted n times.
-/// Initial gate biases: reset 0.5, update 0.7. Logits = O s_n at every position.
+/// Initial gate biases: reset 0.5, update 0.7. Logits = O s_n at every position. At inference the recurrence runs
+/// ceil(inference_step_factor n) steps (n by default, as the reference); training always runs n.
 /// With embed_clip the embedded input passes hard_tanh (and embed_dropout while training) first, as in the reference.
 /// With bin_padding the state is multiplied by mask = (token != PAD) after the embedding and after every step,
 /// as in the reference: a short example padded into a longer bin computes on its own positions only.
@@ -156,7 +157,8 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
         // intermediates are freed at the end of the step; kept to the caller's scope they grow as n^2 (with a
         // dropout-on probe at length 401 the training process reached 22 GiB and was killed for memory)
         bool release = !torch.is_grad_enabled() && states is null;
-        for (long step = 0; step < n; step++)
+        long steps = training ? n : first.Config.InferenceSteps(n);
+        for (long step = 0; step < steps; step++)
         {
             using var stepScope = release ? torch.NewDisposeScope() : null;
             var previous = s;
@@ -223,7 +225,8 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
         // No autograd graph, no states (inference, or a probe run as in training): each step's intermediates are
         // freed at the end of the step instead of living until the caller's dispose scope ends (memory n^2).
         bool release = !torch.is_grad_enabled() && states is null;
-        for (long step = 0; step < n; step++)
+        long steps = training ? n : Config.InferenceSteps(n);
+        for (long step = 0; step < steps; step++)
         {
             using var stepScope = release ? torch.NewDisposeScope() : null;
             var previous = s;

@@ -97,6 +97,60 @@ public class NeuralGpuExportTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("dngpu")]
+    [InlineData("ngpu")]
+    public void Inference_step_factor_runs_ceil_factor_n_steps_in_TorchSharp_and_in_both_export_modes(string arch)
+    {
+        using var model = Tiny(arch);
+        var tokens = new long[] { 1, 2, 2, 1, 2, 1, 3, 2, 2, 1, 1, 2, 1 }; // n = 13
+        float[] plain;
+        using (torch.no_grad()) plain = model.Run(torch.tensor(tokens, [1, 13]), keepStates: false).Logits.contiguous().data<float>().ToArray();
+
+        var config = (model.Config with { InferenceStepFactor = 1.5 }).Validate();
+        config.InferenceSteps(13).Should().Be(20, "ceil(1.5 x 13) = ceil(19.5)");
+        config.InferenceSteps(41).Should().Be(62);
+        (model.Config with { InferenceStepFactor = 1.25 }).InferenceSteps(40).Should().Be(50, "an exact product is not rounded up");
+        using var longer = ModelRegistry.Create(config, TaskRegistry.Get("badd").Vocab.Count);
+        Trainer.LoadParameters(longer, model.named_parameters().ToDictionary(p => p.name, p => (torch.Tensor)p.parameter), "test");
+        longer.eval();
+        float[] expected;
+        using (torch.no_grad())
+        {
+            var output = longer.Run(torch.tensor(tokens, [1, 13]), keepStates: true);
+            output.States!.shape[1].Should().Be(21, "the state before the first step and after each of the 20");
+            expected = output.Logits.contiguous().data<float>().ToArray();
+        }
+        expected.Zip(plain, (a, b) => Math.Abs(a - b)).Max().Should().BeGreaterThan(1e-3f, "more steps change the answer of an untrained model");
+        longer.train();
+        using (torch.no_grad())
+            longer.Run(torch.tensor(tokens, [1, 13]), keepStates: true).States!.shape[1].Should().Be(14, "training runs n steps, as the references");
+        longer.eval();
+
+        foreach (var options in new[] { new ExportOptions { WithStates = true, ParityMultiples = [1, 4] },
+                     new ExportOptions { WithStates = true, Mode = ExportMode.Unrolled, Length = 13 } })
+        {
+            var result = ModelExporter.Export(longer, "test", options); // parity against TorchSharp at ceil(1.5 n) steps
+            using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(result.Model.ToByteArray());
+            using var input = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(tokens, [1, 13]);
+            using var outputs = session.Run(new Microsoft.ML.OnnxRuntime.RunOptions(), ["tokens"], [input], ["logits", "states"]);
+            outputs[1].GetTensorTypeAndShape().Shape[1].Should().Be(21, options.Mode.ToString());
+            outputs[0].GetTensorDataAsSpan<float>().ToArray().Zip(expected, (a, b) => Math.Abs(a - b)).Max().Should().BeLessThan(1e-4f, options.Mode.ToString());
+        }
+    }
+
+    [Fact]
+    public void Inference_step_factor_is_validated()
+    {
+        var dngpu = RunConfig.Preset("tiny", "dngpu", "badd");
+        foreach (var bad in new[] { 0.5, 1.333, 8.5, double.NaN })
+            FluentActions.Invoking(() => (dngpu with { InferenceStepFactor = bad }).Validate()).Should().Throw<ArgumentException>()
+                .WithMessage("*inference_step_factor must be a number from 1 to 8 in hundredths*");
+        FluentActions.Invoking(() => (RunConfig.Preset("tiny", "gru", "badd") with { InferenceStepFactor = 1.5 }).Validate())
+            .Should().Throw<ArgumentException>().WithMessage("*needs arch ngpu or dngpu*");
+        (dngpu with { InferenceStepFactor = 1.25 }).Validate().InferenceSteps(41).Should().Be(52);
+    }
+
     [Fact]
     public void Bin_padding_holds_the_state_at_zero_on_PAD_and_the_export_masks_the_same_way()
     {

@@ -340,6 +340,9 @@ public class TrainTests : IDisposable
         var resumeLog = new StringWriter();
         using (var t = new Trainer(config with { Steps = 40, LrDecay = 0.9, GradNoise = 0.01, ProbeEvery = 5, ProbeSizes = "12" }, _dir, resumeLog)) t.TryResume().Should().BeTrue();
         resumeLog.ToString().Should().Contain("gradient noise changes from 0 to 0.01 at step 30");
+        var stepsLog = new StringWriter();
+        using (var t = new Trainer(config with { Steps = 40, InferenceStepFactor = 1.5 }, _dir, stepsLog)) t.TryResume().Should().BeTrue();
+        stepsLog.ToString().Should().Contain("inference step factor changes from 1 to 1.5 at step 30");
         using (var t = new Trainer(config with { Steps = 40, Maps = 12 }, _dir))
             t.Invoking(x => x.TryResume()).Should().Throw<ArgumentException>().WithMessage("*different configuration*");
     }
