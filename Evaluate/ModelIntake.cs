@@ -27,9 +27,6 @@ public sealed record ModelInfo(
     /// positions (length^2); the others are taken as linear unless fitted.</summary>
     public double? CostExponent => Arch is "ngpu" or "dngpu" ? 2.0 : HasMetadata && Arch != "unknown" ? 1.0 : null;
 
-    /// <summary>Steps per token for throughput figures: the length for the Neural GPU archs, else 1.</summary>
-    public long StepsFor(int length) => Arch is "ngpu" or "dngpu" ? length : 1;
-
     /// <summary>A guess at activation bytes per token, from a width in the config when there is one.</summary>
     public long ActivationBytesPerToken =>
         new[] { "width", "hidden", "channels", "d_model", "m" }.Select(ConfigInt).FirstOrDefault(v => v is not null) is { } w ? w * 4 * 32 : 128 * 4 * 32;

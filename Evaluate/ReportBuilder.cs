@@ -89,7 +89,7 @@ public static class ReportBuilder
         {
             double secs = g.Sum(r => r.Seconds);
             int n = g.Sum(r => r.Samples);
-            double tokenSteps = g.Sum(r => (double)r.Samples * r.Length * Steps(model.Arch, r.Length));
+            double tokenSteps = g.Sum(r => (double)r.Samples * r.Length * Steps(model, r.Length));
             timing.Add(new TimingEntry(g.Key, g.Max(r => r.Length), Math.Round(secs, 6), n,
                 Math.Round(n / Math.Max(secs, 1e-9), 3), Math.Round(tokenSteps / Math.Max(secs, 1e-9), 1)));
         }
@@ -112,7 +112,25 @@ public static class ReportBuilder
         };
     }
 
-    public static long Steps(string arch, int length) => arch is "ngpu" or "dngpu" ? length : 1;
+    /// <summary>Recurrent steps per example of a length, for token-step throughput: a Neural GPU runs n steps on
+    /// length n, or ceil(f n) with the inference_step_factor f of its training config; the others count 1.</summary>
+    public static long Steps(ModelSection model, int length) =>
+        model.Arch is "ngpu" or "dngpu" ? ((long)length * InferenceStepPercent(model.Config) + 99) / 100 : 1;
+
+    /// <summary>The inference_step_factor of a Neural GPU's config in hundredths (100: n steps, the default, also for a
+    /// config without the field or one that cannot be read).</summary>
+    public static long InferenceStepPercent(string? config)
+    {
+        if (config is null) return 100;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(config);
+            return doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
+                && doc.RootElement.TryGetProperty("inference_step_factor", out var f) && f.TryGetDouble(out double v)
+                && double.IsFinite(v) && v is >= 1 and <= 8 ? (long)Math.Round(v * 100) : 100;
+        }
+        catch (System.Text.Json.JsonException) { return 100; }
+    }
 
     private static bool IsCase(UnitRecord r) => r.Key.StartsWith("case/", StringComparison.Ordinal);
 

@@ -22,13 +22,23 @@ public static class ReportWriter
     private static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
     private static string Mult(LevelResult l) => l.Exhaustive ? "exhaustive" : "x" + l.Multiple.ToString("0.##", CultureInfo.InvariantCulture);
 
+    /// <summary>", run for ceil(f n) steps on length n (inference_step_factor f)" for a Neural GPU exported with a
+    /// factor above 1, else empty: a departure from the references a reader of the grades should see.</summary>
+    public static string StepNote(ModelSection model)
+    {
+        long p = model.Arch is "ngpu" or "dngpu" ? ReportBuilder.InferenceStepPercent(model.Config) : 100;
+        if (p == 100) return "";
+        string f = (p / 100.0).ToString("0.##", CultureInfo.InvariantCulture);
+        return $", run for ceil({f} n) steps on length n (inference_step_factor {f}; the references run n)";
+    }
+
     public static string Summary(Results r)
     {
         // every name and note comes from the model, the suite or a results file: escaped (MarkdownText.Esc)
         static string M(string? text) => MarkdownText.Esc(text);
         var sb = new StringBuilder();
         sb.Append($"# {M(r.Model.Task)}/{M(r.Model.Arch)}: {M(r.Model.File)}\n\n");
-        sb.Append($"- model sha256 {M(r.Model.Sha256)}, trained at size {r.Model.TrainLength}\n");
+        sb.Append($"- model sha256 {M(r.Model.Sha256)}, trained at size {r.Model.TrainLength}{StepNote(r.Model)}\n");
         sb.Append($"- suite {M(r.Suite.Name)} (sha256 {M(r.Suite.Hash[..Math.Min(12, r.Suite.Hash.Length)])}, seed {r.Suite.Seed})\n");
         sb.Append($"- ran on {M(r.Run.Provider)} ({M(r.Run.Device)}), threads {(r.Run.Threads == 0 ? "default" : r.Run.Threads.ToString(CultureInfo.InvariantCulture))}, graph optimization {M(r.Run.GraphOptimization)}");
         if (r.Run.LoopChunk is { } chunk) sb.Append($", step loop in chunks of {chunk} steps");
@@ -108,7 +118,7 @@ public static class ReportWriter
         string title = $"{r.Model.Task}/{r.Model.Arch}: {r.Model.File}";
         sb.Append($"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{Plot.Esc(title)}</title>\n");
         sb.Append("<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td.l,th.l{text-align:left}code{word-break:break-all}mark{background:#f99}.bad{color:#b00}.ng{color:#777;font-style:italic}</style></head><body>\n");
-        sb.Append($"<h1>{Plot.Esc(title)}</h1>\n<p>model sha256 <code>{r.Model.Sha256}</code>, trained at size {r.Model.TrainLength}; suite <b>{Plot.Esc(r.Suite.Name)}</b> (seed {r.Suite.Seed}); ");
+        sb.Append($"<h1>{Plot.Esc(title)}</h1>\n<p>model sha256 <code>{r.Model.Sha256}</code>, trained at size {r.Model.TrainLength}{Plot.Esc(StepNote(r.Model))}; suite <b>{Plot.Esc(r.Suite.Name)}</b> (seed {r.Suite.Seed}); ");
         sb.Append($"{Plot.Esc(r.Run.Provider)} on {Plot.Esc(r.Run.Device)}, threads {(r.Run.Threads == 0 ? "default" : r.Run.Threads.ToString(CultureInfo.InvariantCulture))}, graph optimization {r.Run.GraphOptimization}; {Plot.Esc(r.Tool.Name)} {Plot.Esc(r.Tool.Version)}</p>\n");
         if (r.BreakPoint is not null) sb.Append($"<p><b>Break point:</b> {Plot.Esc(r.BreakPoint.Verdict)}</p>\n");
         sb.Append(Plot.Svg(AccuracySeries(r), $"sequence accuracy vs length: {r.Model.Task}/{r.Model.Arch}", gaps: NotGradedGaps(r), firstIsTotal: true));
