@@ -39,9 +39,9 @@ public abstract class ArithmeticTask : AlgorithmicTask
     public const string FarPowersOfTwo = "far_powers_of_two";
 
     /// <summary>Random operands whose digits at the two ends of the tape are non-zero: a's lowest (position 0) and
-    /// b's highest (position 2k). On bmul these pairs meet last, and the published dngpu-bmul's random misses at the
-    /// training size are about 8 times as frequent when both are 1 as on the other products (3.85% against 0.47%;
-    /// docs/results.md, 2026-11-29, seventh session).
+    /// b's highest (position 2k). On bmul these pairs meet last, and the dngpu-bmul weights' random misses at the
+    /// training size, run for n steps, are about 8 times as frequent when both are 1 as on the other products (3.85%
+    /// against 0.47%; docs/results.md, 2026-11-29, seventh session); with ceil(1.25 n) steps they are gone (eighth).
     /// Opt-in: a training family and a diagnostic, not part of the built-in suites' `hard` count.</summary>
     public const string TapeEnds = "tape_ends";
 
