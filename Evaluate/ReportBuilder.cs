@@ -85,11 +85,12 @@ public static class ReportBuilder
 
         var timing = new List<TimingEntry>();
         // a level's units share one length; pinned cases do not, so each case is timed on its own
+        long percent = InferenceStepPercent(model); // the config is read once, not per record
         foreach (var g in records.Where(r => r.Skipped is null).GroupBy(r => IsCase(r) ? "case " + r.Family["case:".Length..] : r.Level))
         {
             double secs = g.Sum(r => r.Seconds);
             int n = g.Sum(r => r.Samples);
-            double tokenSteps = g.Sum(r => (double)r.Samples * r.Length * Steps(model, r.Length));
+            double tokenSteps = g.Sum(r => (double)r.Samples * r.Length * Steps(model.Arch, percent, r.Length));
             timing.Add(new TimingEntry(g.Key, g.Max(r => r.Length), Math.Round(secs, 6), n,
                 Math.Round(n / Math.Max(secs, 1e-9), 3), Math.Round(tokenSteps / Math.Max(secs, 1e-9), 1)));
         }
@@ -114,17 +115,19 @@ public static class ReportBuilder
 
     /// <summary>Recurrent steps per example of a length, for token-step throughput: a Neural GPU runs n steps on
     /// length n, or ceil(f n) with the inference_step_factor f of its training config; the others count 1.</summary>
-    public static long Steps(ModelSection model, int length) =>
-        model.Arch is "ngpu" or "dngpu" ? ((long)length * InferenceStepPercent(model.Config) + 99) / 100 : 1;
+    public static long Steps(ModelSection model, int length) => Steps(model.Arch, InferenceStepPercent(model), length);
 
-    /// <summary>The inference_step_factor of a Neural GPU's config in hundredths (100: n steps, the default, also for a
-    /// config without the field or one that cannot be read).</summary>
-    public static long InferenceStepPercent(string? config)
+    private static long Steps(string arch, long percent, int length) =>
+        arch is "ngpu" or "dngpu" ? ((long)length * percent + 99) / 100 : 1;
+
+    /// <summary>A Neural GPU's inference_step_factor in hundredths, read from its training config: 100 (n steps) for
+    /// any other architecture, and for a config without the field or one that cannot be read.</summary>
+    public static long InferenceStepPercent(ModelSection model)
     {
-        if (config is null) return 100;
+        if (model.Arch is not ("ngpu" or "dngpu") || model.Config is null) return 100;
         try
         {
-            using var doc = System.Text.Json.JsonDocument.Parse(config);
+            using var doc = System.Text.Json.JsonDocument.Parse(model.Config);
             return doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object
                 && doc.RootElement.TryGetProperty("inference_step_factor", out var f) && f.TryGetDouble(out double v)
                 && double.IsFinite(v) && v is >= 1 and <= 8 ? (long)Math.Round(v * 100) : 100;

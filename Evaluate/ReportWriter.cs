@@ -26,7 +26,7 @@ public static class ReportWriter
     /// factor above 1, else empty: a departure from the references a reader of the grades should see.</summary>
     public static string StepNote(ModelSection model)
     {
-        long p = model.Arch is "ngpu" or "dngpu" ? ReportBuilder.InferenceStepPercent(model.Config) : 100;
+        long p = ReportBuilder.InferenceStepPercent(model);
         if (p == 100) return "";
         string f = (p / 100.0).ToString("0.##", CultureInfo.InvariantCulture);
         return $", run for ceil({f} n) steps on length n (inference_step_factor {f}; the references run n)";

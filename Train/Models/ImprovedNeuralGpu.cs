@@ -157,7 +157,7 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
         // intermediates are freed at the end of the step; kept to the caller's scope they grow as n^2 (with a
         // dropout-on probe at length 401 the training process reached 22 GiB and was killed for memory)
         bool release = !torch.is_grad_enabled() && states is null;
-        long steps = training ? n : first.Config.InferenceSteps(n);
+        long steps = first.RecurrentSteps(n);
         for (long step = 0; step < steps; step++)
         {
             using var stepScope = release ? torch.NewDisposeScope() : null;
@@ -225,7 +225,7 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
         // No autograd graph, no states (inference, or a probe run as in training): each step's intermediates are
         // freed at the end of the step instead of living until the caller's dispose scope ends (memory n^2).
         bool release = !torch.is_grad_enabled() && states is null;
-        long steps = training ? n : Config.InferenceSteps(n);
+        long steps = RecurrentSteps(n);
         for (long step = 0; step < steps; step++)
         {
             using var stepScope = release ? torch.NewDisposeScope() : null;

@@ -71,7 +71,7 @@ public sealed class NeuralGpu : AlgorithmicModel
         // No autograd graph, no states (inference, or a probe run as in training): each step's intermediates are
         // freed at the end of the step instead of living until the caller's dispose scope ends (memory n^2).
         bool release = !torch.is_grad_enabled() && states is null;
-        long steps = training ? n : Config.InferenceSteps(n); // inference_step_factor: n by default, as the paper
+        long steps = RecurrentSteps(n); // inference_step_factor: n by default, as the paper
         for (long step = 0; step < steps; step++)
         {
             using var stepScope = release ? torch.NewDisposeScope() : null;
