@@ -29,6 +29,7 @@ public sealed class MultiSeedTrainer : IDisposable
     /// <summary>Seeds with a run folder each (the zoo's entries that differ only in their seed).</summary>
     public MultiSeedTrainer(RunConfig config, IReadOnlyList<(ulong Seed, string Directory)> runs, TextWriter? log = null)
     {
+        HeapSettings.KeepFreedMemoryForTraining();
         var seeds = runs.Select(r => r.Seed).ToList();
         if (!CanPack(config))
             throw new ArgumentException($"--seeds packs dngpu models that train every bin each step (all_bins=true); this run is arch {config.Arch}, all_bins={config.AllBins.ToString().ToLowerInvariant()}: train one seed per process instead");

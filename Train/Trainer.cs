@@ -59,6 +59,7 @@ public sealed class Trainer : IDisposable
 
     public Trainer(RunConfig config, string runDirectory, TextWriter? log = null)
     {
+        HeapSettings.KeepFreedMemoryForTraining();
         _config = config.Validate();
         _task = TaskRegistry.Get(config.Task);
         CheckBinPadding(_config, _task);

@@ -72,12 +72,24 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
     /// <summary>Sizes of the three shift groups: (left, right, none).</summary>
     public static (int Left, int Right, int None) ShiftGroups(int m) => (m / 3, m / 3, m - 2 * (m / 3));
 
-    /// <summary>Bench and test hook: run the first port's step (conv1d on [B, m, n], separate activation ops)
-    /// instead of the faster channels-last step. Both compute the same function; they differ by float32 rounding.</summary>
-    public bool BaselineStep { get; set; }
+    /// <summary>How the recurrence is computed. All three compute the same function and differ by float32 rounding;
+    /// the bench and the tests run the older two against the one in use.</summary>
+    public enum StepPath
+    {
+        /// <summary>The recurrence as one autograd node with fused passes and a hand-written backward
+        /// (<see cref="FusedRecurrence"/>); CPU only (elsewhere, and when the states are kept, channels-last runs).</summary>
+        Fused,
+        /// <summary>Channels-last with matrix-product convolutions, one libtorch op per operation, autograd's backward.</summary>
+        ChannelsLast,
+        /// <summary>The first port's step: conv1d on [B, m, n], separate activation ops.</summary>
+        Conv1d,
+    }
+
+    /// <summary>Bench and test hook: which path computes the recurrence (<see cref="StepPath.Fused"/> by default).</summary>
+    public StepPath Path { get; set; } = StepPath.Fused;
 
     public override ModelOutput Run(Tensor tokens, bool keepStates) =>
-        BaselineStep ? RunBaseline(tokens, keepStates) : RunChannelsLast(tokens, keepStates);
+        Path == StepPath.Conv1d ? RunBaseline(tokens, keepStates) : RunChannelsLast(tokens, keepStates);
 
     /// <summary>
     /// The step as it runs: the state is kept channels-last, [B, n, m], so each width-k convolution is one matrix
@@ -113,15 +125,23 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
         long vocab = first.embedding.shape[0];
         Tensor Stack(Func<ImprovedNeuralGpu, Tensor> f) => S == 1 ? f(first).unsqueeze(0) : torch.stack(models.Select(f).ToArray());
         Generator? Gen(int i) => generators?[i];
-        // each model's noise tensor of one shape, drawn from its own generator, stacked: [S, ...shape]
-        Tensor Noise(double p, params long[] shape)
+        bool fused = first.Path == StepPath.Fused && !keepStates && first.embedding.device_type == DeviceType.CPU && first.embedding.dtype == ScalarType.Float32;
+        // each model's noise tensor of one shape, drawn from its own generator, stacked: [S, ...shape], read in the
+        // axis order `order` of the drawn shape (the fused path draws libtorch's stream itself: DropoutNoise)
+        Tensor Noise(double p, long[] shape, int[]? order = null)
         {
             using var _ = torch.no_grad();
             var parts = new Tensor[S];
             for (int i = 0; i < S; i++)
             {
+                if (fused)
+                {
+                    parts[i] = DropoutNoise.Draw(Gen(i), 1 - p, shape, order);
+                    continue;
+                }
                 var t = torch.empty(shape, device: first.embedding.device);
                 parts[i] = (Gen(i) is { } g ? t.bernoulli_(1 - p, generator: g) : t.bernoulli_(1 - p)).div_(1 - p);
+                if (order is not null) parts[i] = parts[i].permute(order.Select(a => (long)a).ToArray());
             }
             return S == 1 ? parts[0].unsqueeze(0) : torch.stack(parts);
         }
@@ -136,7 +156,7 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
             s = s.clamp(-1, 1);
         }
         // one model's embedding dropout is F.dropout on its [B, n, m] tensor: a contiguous mask in that order
-        if (training && first._embedDropout > 0) s = s * Noise(first._embedDropout, b, n, m);
+        if (training && first._embedDropout > 0) s = s * Noise(first._embedDropout, [b, n, m]);
         var mask = first._mask ? tok.ne(Toolchain.Suites.AlgorithmicTask.Pad).unsqueeze(3).to(s.dtype) : null; // [S, B, n, 1]
         if (mask is not null) s = s * mask;
         var states = keepStates ? new List<Tensor> { s } : null;
@@ -158,6 +178,17 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
         // dropout-on probe at length 401 the training process reached 22 GiB and was killed for memory)
         bool release = !torch.is_grad_enabled() && states is null;
         long steps = first.RecurrentSteps(n);
+        if (fused)
+        {
+            long count = b * n * m; // saturation_mode=mean: a step's gate term is the mean over B n 2m, the candidate's over B n m
+            var spec = new FusedRecurrence.Spec(S, b, n, m, k, left, right, steps, mask,
+                training && first._dropout > 0 ? () => Noise(first._dropout, [b, m, n], [0, 2, 1]) : null,
+                training, first._satSum ? 2.0 : 2.0 / (2 * count), first._satSum ? 1.0 : 1.0 / count);
+            var (final, stepsSaturation) = FusedRecurrence.Run(s, gateW, gateB, candW, candB, spec);
+            s = final;
+            if (training) saturation = saturation + stepsSaturation;
+            steps = 0;
+        }
         for (long step = 0; step < steps; step++)
         {
             using var stepScope = release ? torch.NewDisposeScope() : null;
@@ -167,7 +198,7 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
             var active = gates.clamp(0, 1);
             var candPre = Affine(Columns(F.pad(active.narrow(3, 0, m) * s, [0, 0, padding, padding])), candW, candB).view(S, b, n, m);
             var candidate = candPre.clamp(-1, 1);
-            if (training && first._dropout > 0) candidate = candidate * Noise(first._dropout, b, m, n).permute(0, 1, 3, 2);
+            if (training && first._dropout > 0) candidate = candidate * Noise(first._dropout, [b, m, n], [0, 2, 1]);
             // the diagonal gate's shift, read from the padded state: maps [0, a) take position i+1, [a, 2a) position i-1
             var shifted = torch.cat([padded.narrow(2, padding + 1, n).narrow(3, 0, left), padded.narrow(2, padding - 1, n).narrow(3, left, right),
                 s.narrow(3, left + right, none)], 3);

@@ -6,9 +6,10 @@ using static TorchSharp.torch;
 
 namespace Toolchain.Tests.Train;
 
-/// <summary>The improved Neural GPU's channels-last step (matrix-product convolutions, one clamp per gate pair,
-/// lerp mix) against the first port's step, kept as <see cref="ImprovedNeuralGpu.BaselineStep"/>: the same
-/// function, so the same seed must give the same losses up to float32 rounding.</summary>
+/// <summary>The improved Neural GPU's three ways of computing its recurrence (<see cref="ImprovedNeuralGpu.StepPath"/>):
+/// the fused node with its hand-written backward (in use), the channels-last step (matrix-product convolutions, one
+/// clamp per gate pair, lerp mix, autograd's backward) and the first port's conv1d step. They compute the same
+/// function, so the same seed must give the same outputs, gradients and losses up to float32 rounding.</summary>
 [Collection("torch")]
 public class FastStepTests : IDisposable
 {
@@ -28,9 +29,10 @@ public class FastStepTests : IDisposable
     };
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void A_training_mode_pass_without_gradient_frees_each_step_and_computes_the_same(bool baseline)
+    [InlineData(ImprovedNeuralGpu.StepPath.Fused)]
+    [InlineData(ImprovedNeuralGpu.StepPath.ChannelsLast)]
+    [InlineData(ImprovedNeuralGpu.StepPath.Conv1d)]
+    public void A_training_mode_pass_without_gradient_frees_each_step_and_computes_the_same(ImprovedNeuralGpu.StepPath path)
     {
         // the probe's dropout-on pass: no autograd graph, so each step's intermediates are released at its end;
         // the logits and the saturation cost (carried across the steps) must be those of the pass with a graph
@@ -38,7 +40,7 @@ public class FastStepTests : IDisposable
         torch.manual_seed(3);
         using var model = (ImprovedNeuralGpu)ModelRegistry.Create(Small(), TaskRegistry.Get("badd").Vocab.Count);
         model.train();
-        model.BaselineStep = baseline;
+        model.Path = path;
         var rng = Rng.For(9, "fast-step", 1);
         var tokens = torch.tensor(Enumerable.Range(0, 4 * 13).Select(i => (long)(i % 13 >= 11 ? AlgorithmicTask.Pad : rng.NextInt(1, 3))).ToArray(), [4, 13]);
         torch.manual_seed(11);
@@ -54,9 +56,11 @@ public class FastStepTests : IDisposable
     }
 
     [Theory]
-    [InlineData("dngpu")]
-    [InlineData("mean")]
-    public void One_training_forward_and_backward_match_the_baseline_step(string mode)
+    [InlineData("dngpu", ImprovedNeuralGpu.StepPath.Fused)]
+    [InlineData("mean", ImprovedNeuralGpu.StepPath.Fused)]
+    [InlineData("dngpu", ImprovedNeuralGpu.StepPath.ChannelsLast)]
+    [InlineData("mean", ImprovedNeuralGpu.StepPath.ChannelsLast)]
+    public void One_training_forward_and_backward_match_the_first_ports_step(string mode, ImprovedNeuralGpu.StepPath path)
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(3);
@@ -64,9 +68,9 @@ public class FastStepTests : IDisposable
         model.train();
         var rng = Rng.For(9, "fast-step", 0);
         var tokens = torch.tensor(Enumerable.Range(0, 4 * 13).Select(i => (long)(i % 13 >= 11 ? AlgorithmicTask.Pad : rng.NextInt(1, 3))).ToArray(), [4, 13]);
-        (Tensor Logits, Tensor Saturation, Dictionary<string, Tensor> Grads) Pass(bool baseline)
+        (Tensor Logits, Tensor Saturation, Dictionary<string, Tensor> Grads) Pass(ImprovedNeuralGpu.StepPath which)
         {
-            model.BaselineStep = baseline;
+            model.Path = which;
             foreach (var p in model.parameters()) p.grad?.zero_();
             torch.manual_seed(11); // the same dropout masks
             var output = model.Run(tokens, keepStates: false);
@@ -74,8 +78,8 @@ public class FastStepTests : IDisposable
             return (output.Logits.detach().clone(), output.Saturation!.detach().clone(),
                 model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone()));
         }
-        var fast = Pass(baseline: false);
-        var slow = Pass(baseline: true);
+        var fast = Pass(path);
+        var slow = Pass(ImprovedNeuralGpu.StepPath.Conv1d);
         double Rel(Tensor a, Tensor b) => (a - b).abs().max().item<float>() / Math.Max(1e-12, b.abs().max().item<float>());
         Rel(fast.Logits, slow.Logits).Should().BeLessThan(1e-5);
         slow.Saturation.item<float>().Should().BeGreaterThan(0, "the test must exercise the saturation cost");
@@ -83,22 +87,24 @@ public class FastStepTests : IDisposable
         foreach (var (name, g) in slow.Grads)
             Rel(fast.Grads[name], g).Should().BeLessThan(1e-4, name);
         // and the step is not a no-op: dropout is on, so a different seed gives different logits
-        model.BaselineStep = false;
+        model.Path = path;
         torch.manual_seed(12);
         Rel(model.Run(tokens, keepStates: false).Logits, fast.Logits).Should().BeGreaterThan(1e-3);
     }
 
-    [Fact]
-    public void Twenty_training_steps_give_the_baseline_steps_losses()
+    [Theory]
+    [InlineData(ImprovedNeuralGpu.StepPath.Fused)]
+    [InlineData(ImprovedNeuralGpu.StepPath.ChannelsLast)]
+    public void Twenty_training_steps_give_the_first_ports_losses(ImprovedNeuralGpu.StepPath path)
     {
-        List<(long Step, double Loss)> Train(bool baseline, string dir)
+        List<(long Step, double Loss)> Train(ImprovedNeuralGpu.StepPath p, string dir)
         {
             using var trainer = new Trainer(Small(), dir);
-            ((ImprovedNeuralGpu)trainer.Model).BaselineStep = baseline;
+            ((ImprovedNeuralGpu)trainer.Model).Path = p;
             return trainer.Run().Losses;
         }
-        var fast = Train(false, Path.Combine(_dir, "fast"));
-        var slow = Train(true, Path.Combine(_dir, "slow"));
+        var fast = Train(path, Path.Combine(_dir, "fast"));
+        var slow = Train(ImprovedNeuralGpu.StepPath.Conv1d, Path.Combine(_dir, "slow"));
         fast.Should().HaveCount(20);
         fast.Select(l => l.Step).Should().Equal(slow.Select(l => l.Step));
         for (int i = 0; i < fast.Count; i++)

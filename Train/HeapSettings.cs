@@ -1,0 +1,34 @@
+using System.Runtime.InteropServices;
+
+namespace Toolchain.Train;
+
+/// <summary>
+/// glibc's allocator settings for training. A training step allocates the same buffers every step (libtorch's
+/// CPU tensors, a few hundred KiB to a few MiB each) and frees them all at its end. By default glibc maps the
+/// larger ones fresh from the kernel and gives freed memory at the top of its heap back, so every step
+/// touches new pages and pays a page fault per 4 KiB of them. Here blocks under 32 MiB come from the heap and
+/// freed memory stays with the process for the next step. Measured with the same settings given through glibc's
+/// environment variables (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_), 100 one-bin steps of
+/// dngpu m=48 (n = 41, batch 32, one thread): 218,636 minor page faults and 11.1 s without, 138,144 and 10.8 s
+/// with. Linux with glibc only; elsewhere nothing changes.
+/// </summary>
+public static class HeapSettings
+{
+    private const int TrimThreshold = -1, TopPad = -2, MmapThreshold = -3; // mallopt's M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD
+
+    public static void KeepFreedMemoryForTraining()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try
+        {
+            mallopt(MmapThreshold, 32 * 1024 * 1024); // glibc's largest: blocks below it come from the heap
+            mallopt(TrimThreshold, int.MaxValue);      // never give the heap's free top back
+            mallopt(TopPad, 64 * 1024 * 1024);         // grow the heap in large steps
+        }
+        catch (DllNotFoundException) { }
+        catch (EntryPointNotFoundException) { }
+    }
+
+    [DllImport("libc", EntryPoint = "mallopt")]
+    private static extern int mallopt(int param, int value);
+}
