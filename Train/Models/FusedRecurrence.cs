@@ -81,7 +81,11 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
                 saved.States.Add(s); saved.Gates.Add(gates); saved.Candidates.Add(candidates);
                 saved.Columns.Add(columns); saved.ResetColumns.Add(resetColumns); saved.Noises.Add(noise);
             }
-            else next = next.MoveToOuterDisposeScope();
+            else
+            {
+                next = next.MoveToOuterDisposeScope();
+                if (step > 0) s.Dispose(); // the previous step's state (the first is the caller's)
+            }
             s = next;
         }
         if (saved is not null) ctx.save_data("saved", saved);

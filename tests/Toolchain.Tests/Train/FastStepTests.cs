@@ -56,6 +56,27 @@ public class FastStepTests : IDisposable
     }
 
     [Theory]
+    [InlineData(ImprovedNeuralGpu.StepPath.Fused)]
+    [InlineData(ImprovedNeuralGpu.StepPath.ChannelsLast)]
+    public void Inference_keeps_no_tensor_per_step(ImprovedNeuralGpu.StepPath path)
+    {
+        // a probe at 10x runs hundreds of steps: tensors kept per step would grow its memory as n^2
+        torch.manual_seed(3);
+        using var model = (ImprovedNeuralGpu)ModelRegistry.Create(Small(), TaskRegistry.Get("badd").Vocab.Count);
+        model.eval();
+        model.Path = path;
+        int Live(int n)
+        {
+            using var scope = torch.NewDisposeScope();
+            using var _ = torch.no_grad();
+            var tokens = torch.ones(2, n, dtype: ScalarType.Int64);
+            model.Run(tokens, keepStates: false).Logits.shape.Should().Equal(2, n, TaskRegistry.Get("badd").Vocab.Count);
+            return scope.DisposablesView.OfType<Tensor>().Count(x => !x.IsInvalid);
+        }
+        Live(40).Should().Be(Live(10));
+    }
+
+    [Theory]
     [InlineData("dngpu", ImprovedNeuralGpu.StepPath.Fused)]
     [InlineData("mean", ImprovedNeuralGpu.StepPath.Fused)]
     [InlineData("dngpu", ImprovedNeuralGpu.StepPath.ChannelsLast)]
