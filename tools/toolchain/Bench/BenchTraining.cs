@@ -170,8 +170,8 @@ public static class BenchTraining
     /// <summary>Where one step of the first speed model (dngpu, one bin at the training length) spends its time:
     /// the trainer's own phase clocks (examples, forward, backward, optimizer), the forward and backward split into
     /// the convolution GEMMs (the same products timed alone), per-op overhead (the same step with batch 1 and 3 maps:
-    /// every op, almost no arithmetic) and the rest (elementwise passes over the state, copies for padding and
-    /// im2col, the shift's slices and their backward).</summary>
+    /// every op, almost no arithmetic) and the rest (the fused step's passes over the state: im2col copies, the
+    /// gates, the mix, the dropout draws, and their backward).</summary>
     private static TrainProfile? Profile(BenchOptions o, string root)
     {
         var spec = o.SpeedModels.FirstOrDefault(s => s.Arch == "dngpu");
@@ -206,7 +206,7 @@ public static class BenchTraining
         [
             R("convolution GEMMs (forward + backward)", gemm, $"the {n} steps' two products and their two backward products each, timed alone"),
             R("per-op overhead (dispatch, autograd, allocation)", overhead, "the same forward + backward at batch 1, 3 maps"),
-            R("elementwise passes, pads, im2col copies, shift", modelTime - gemm - overhead, "forward + backward minus the two rows above"),
+            R("elementwise passes: im2col, gates, mix, dropout draws, their backward", modelTime - gemm - overhead, "forward + backward minus the two rows above"),
             R("examples (generation, tensors)", full.Data, "trainer phase clock"),
             R("optimizer (AdaMax update, 7 parameters)", full.Optimizer, "trainer phase clock"),
             R("whole step", total, "sum of the trainer's phase clocks (medians)"),
