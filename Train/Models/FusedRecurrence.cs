@@ -62,18 +62,21 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
         long b = spec.Batch, n = spec.Length, rows = b * n;
         double[] saturation = new double[S], gateSums = new double[S], candidateSums = new double[S];
         var mask = spec.Mask?.contiguous();
+        // the first step's columns come from the input state; every later step's are written by the step before
+        // it, as it writes the new state (Mix), which saves a pass over the state
+        var columns = torch.empty(S, rows, k * m);
+        Kernels.Im2Col(s, columns, S, b, n, m, k);
         for (long step = 0; step < spec.Steps; step++)
         {
             using var stepScope = keep ? null : torch.NewDisposeScope();
-            var columns = torch.empty(S, rows, k * m);
-            Kernels.Im2Col(s, columns, S, b, n, m, k);
+            var nextColumns = step + 1 < spec.Steps ? torch.empty(S, rows, k * m) : null;
             var gates = torch.bmm(columns, gateW); // + bg in ResetColumns: baddbmm would first copy the bias into every row
             var resetColumns = torch.empty(S, rows, k * m);
             Kernels.ResetColumns(gates, gateB, s, resetColumns, S, b, n, m, k, spec.Saturation ? gateSums : null);
             var candidates = torch.bmm(resetColumns, candW); // + bc in Mix
             var noise = spec.Noise?.Invoke().contiguous();
             var next = torch.empty(S, b, n, m);
-            Kernels.Mix(candidates, candB, gates, s, noise, mask, next, S, b, n, m, spec.Left, spec.Right, spec.Saturation ? candidateSums : null);
+            Kernels.Mix(candidates, candB, gates, s, noise, mask, next, nextColumns, S, b, n, m, k, spec.Left, spec.Right, spec.Saturation ? candidateSums : null);
             if (spec.Saturation)
                 for (int i = 0; i < S; i++) saturation[i] += spec.GateSaturationWeight * gateSums[i] + spec.CandidateSaturationWeight * candidateSums[i];
             if (saved is not null)
@@ -84,9 +87,12 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
             else
             {
                 next = next.MoveToOuterDisposeScope();
+                nextColumns = nextColumns?.MoveToOuterDisposeScope();
                 if (step > 0) s.Dispose(); // the previous step's state (the first is the caller's)
+                columns.Dispose();
             }
             s = next;
+            if (nextColumns is not null) columns = nextColumns;
         }
         if (saved is not null) ctx.save_data("saved", saved);
         return [s, torch.tensor(saturation.Select(x => (float)x).ToArray())];
@@ -107,13 +113,17 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
         var dState = grad_outputs[0].contiguous();
         var gateWT = saved.GateW.transpose(1, 2);
         var candWT = saved.CandW.transpose(1, 2);
+        // one step's gradients, written afresh by every step: allocated once; the state's gradient alternates
+        // between two buffers (a step reads the one the step after it wrote)
+        var dGates = torch.empty(S, rows, 2 * m);
+        var dCandidates = torch.empty(S, rows, m);
+        Tensor[] dStates = [torch.empty(S, b, n, m), torch.empty(S, b, n, m)];
         for (int step = saved.States.Count - 1; step >= 0; step--)
         {
             using var stepScope = torch.NewDisposeScope();
             var (s, gates, candidates) = (saved.States[step], saved.Gates[step], saved.Candidates[step]);
-            var dGates = torch.empty(S, rows, 2 * m);
-            var dCandidates = torch.empty(S, rows, m);
-            var dPrevious = torch.zeros(S, b, n, m);
+            var dPrevious = dStates[step % 2];
+            dPrevious.zero_();
             Kernels.MixBackward(dState, candidates, gates, s, saved.Noises[step], mask, dCandidates, dGates, dPrevious, S, b, n, m,
                 spec.Left, spec.Right, spec.Saturation ? satGrad : null, spec.GateSaturationWeight, spec.CandidateSaturationWeight);
             dCandW.add_(torch.bmm(saved.ResetColumns[step].transpose(1, 2), dCandidates));
@@ -123,7 +133,7 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
             dGateW.add_(torch.bmm(saved.Columns[step].transpose(1, 2), dGates));
             dGateB.add_(dGates.sum(1, keepdim: true));
             Kernels.Col2ImAdd(torch.bmm(dGates, gateWT), dPrevious, S, b, n, m, k);
-            dState = dPrevious.MoveToOuterDisposeScope();
+            dState = dPrevious;
         }
         return [dState, dGateW, dGateB, dCandW, dCandB, null!];
     }
@@ -231,14 +241,17 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
             }
         }
 
-        /// <summary>Adds the candidate bias to C in place (C = R Wc + bc), then s' = lerp(clamp(C, -1, 1) noise, shift(s), clamp(G_u, 0, 1)) mask, and per model the step's candidate
+        /// <summary>Adds the candidate bias to C in place (C = R Wc + bc), then s' = lerp(clamp(C, -1, 1) noise, shift(s), clamp(G_u, 0, 1)) mask,
+        /// its im2col columns for the next step when <paramref name="nextColumnsT"/> is given, and per model the step's candidate
         /// saturation sum (of |softshrink(C, 0.9)|), when <paramref name="saturation"/> is given. Without a mask or
         /// noise the kernel multiplies by one (exact), so its inner loop has no branches.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public static void Mix(Tensor candT, Tensor biasT, Tensor gatesT, Tensor stateT, Tensor? noiseT, Tensor? maskT, Tensor nextT, int S, long B, long n, int m,
-            int left, int right, double[]? saturation)
+        public static void Mix(Tensor candT, Tensor biasT, Tensor gatesT, Tensor stateT, Tensor? noiseT, Tensor? maskT, Tensor nextT, Tensor? nextColumnsT,
+            int S, long B, long n, int m, int k, int left, int right, double[]? saturation)
         {
             float* cp = Ptr(candT), bias = Ptr(biasT), g = Ptr(gatesT), s = Ptr(stateT), y = Ptr(nextT);
+            float* x = nextColumnsT is null ? null : Ptr(nextColumnsT);
+            int p = k / 2, km = k * m;
             float* noise = noiseT is null ? null : Ptr(noiseT), mask = maskT is null ? null : Ptr(maskT);
             float* ones = stackalloc float[m], zeros = stackalloc float[m];
             new Span<float>(ones, m).Fill(1f);
@@ -260,6 +273,15 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
                         MixRange(cr, ur, i + 1 < n ? sr + m : zeros, nr, keep, yr, 0, left);
                         MixRange(cr, ur, i > 0 ? sr - m : zeros, nr, keep, yr, left, left + right);
                         MixRange(cr, ur, sr, nr, keep, yr, left + right, m);
+                        if (x is not null)
+                            // im2col of the new state for the next step: position i's row is tap j of row i - j + p
+                            for (int j = 0; j < k; j++)
+                            {
+                                long row = i - j + p;
+                                if (row >= 0 && row < n) Copy(x + (sb * n + row) * km + j * m, yr, m);
+                                long src = i + j - p;
+                                if (src < 0 || src >= n) Clear(x + r * km + j * m, m);
+                            }
                         if (saturation is not null)
                         {
                             var acc = Vector<float>.Zero;
