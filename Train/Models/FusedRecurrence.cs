@@ -202,7 +202,6 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
         {
             float* g = Ptr(gatesT), bias = Ptr(biasT), s = Ptr(stateT), x = Ptr(columnsT);
             int p = k / 2, km = k * m;
-            var half = new Vector<float>(0.5f);
             for (int σ = 0; σ < S; σ++)
             {
                 double sat = 0;
@@ -217,24 +216,8 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
                         int c = 0;
                         for (; c <= m - W; c += W) Store(center + c, Clamp(Load(gr + c), 0f, 1f) * Load(sr + c));
                         for (; c < m; c++) center[c] = Clamp(gr[c], 0f, 1f) * sr[c];
-                        if (saturation is not null)
-                        {
-                            var acc = Vector<float>.Zero;
-                            float tail = 0;
-                            c = 0;
-                            for (; c <= 2 * m - W; c += W) acc += Shrink(Load(gr + c) - half, 0.45f);
-                            for (; c < 2 * m; c++) tail += Shrink(gr[c] - 0.5f, 0.45f);
-                            sat += Vector.Sum(acc) + tail;
-                        }
-                        // position q's row is tap j of row q - j + p; taps that read past the ends are zero
-                        for (int j = 0; j < k; j++)
-                        {
-                            if (j == p) continue;
-                            long i = q - j + p;
-                            if (i >= 0 && i < n) Copy(x + (sb * n + i) * km + j * m, center, m);
-                            long src = q + j - p;
-                            if (src < 0 || src >= n) Clear(x + r * km + j * m, m);
-                        }
+                        if (saturation is not null) sat += ShrinkSum(gr, 2 * m, 0.5f, 0.45f);
+                        Scatter(x, center, sb, q, n, m, k);
                     }
                 }
                 if (saturation is not null) saturation[σ] = sat;
@@ -251,7 +234,6 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
         {
             float* cp = Ptr(candT), bias = Ptr(biasT), g = Ptr(gatesT), s = Ptr(stateT), y = Ptr(nextT);
             float* x = nextColumnsT is null ? null : Ptr(nextColumnsT);
-            int p = k / 2, km = k * m;
             float* noise = noiseT is null ? null : Ptr(noiseT), mask = maskT is null ? null : Ptr(maskT);
             float* ones = stackalloc float[m], zeros = stackalloc float[m];
             new Span<float>(ones, m).Fill(1f);
@@ -273,24 +255,8 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
                         MixRange(cr, ur, i + 1 < n ? sr + m : zeros, nr, keep, yr, 0, left);
                         MixRange(cr, ur, i > 0 ? sr - m : zeros, nr, keep, yr, left, left + right);
                         MixRange(cr, ur, sr, nr, keep, yr, left + right, m);
-                        if (x is not null)
-                            // im2col of the new state for the next step: position i's row is tap j of row i - j + p
-                            for (int j = 0; j < k; j++)
-                            {
-                                long row = i - j + p;
-                                if (row >= 0 && row < n) Copy(x + (sb * n + row) * km + j * m, yr, m);
-                                long src = i + j - p;
-                                if (src < 0 || src >= n) Clear(x + r * km + j * m, m);
-                            }
-                        if (saturation is not null)
-                        {
-                            var acc = Vector<float>.Zero;
-                            float tail = 0;
-                            int c = 0;
-                            for (; c <= m - W; c += W) acc += Shrink(Load(cr + c), 0.9f);
-                            for (; c < m; c++) tail += Shrink(cr[c], 0.9f);
-                            sat += Vector.Sum(acc) + tail;
-                        }
+                        if (x is not null) Scatter(x, yr, sb, i, n, m, k); // the next step's im2col columns
+                        if (saturation is not null) sat += ShrinkSum(cr, m, 0f, 0.9f);
                     }
                 }
                 if (saturation is not null) saturation[σ] = sat;
@@ -387,7 +353,6 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
             float[]? satGrad, double gateWeight)
         {
             float* dx = Ptr(dColumnsT), g = Ptr(gatesT), s = Ptr(stateT), dg = Ptr(dGatesT), ds = Ptr(dStateT);
-            int p = k / 2, km = k * m;
             float* drs = stackalloc float[m];
             var half = new Vector<float>(0.5f);
             for (int σ = 0; σ < S; σ++)
@@ -401,11 +366,7 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
                     {
                         long r = sb * n + q;
                         Clear(drs, m);
-                        for (int j = 0; j < k; j++)
-                        {
-                            long i = q - j + p;
-                            if (i >= 0 && i < n) Add(drs, dx + (sb * n + i) * km + j * m, m);
-                        }
+                        Gather(drs, dx, sb, q, n, m, k);
                         float* gr = g + r * 2 * m, sr = s + r * m, dgr = dg + r * 2 * m, dsr = ds + r * m;
                         int c = 0;
                         for (; c <= m - W; c += W)
@@ -431,17 +392,51 @@ internal sealed class FusedRecurrence : torch.autograd.MultiTensorFunction<Fused
         public static void Col2ImAdd(Tensor dColumnsT, Tensor dStateT, int S, long B, long n, int m, int k)
         {
             float* dx = Ptr(dColumnsT), ds = Ptr(dStateT);
-            int p = k / 2, km = k * m;
             for (long sb = 0; sb < S * B; sb++)
-                for (long q = 0; q < n; q++)
-                {
-                    float* dsr = ds + (sb * n + q) * m;
-                    for (int j = 0; j < k; j++)
-                    {
-                        long i = q - j + p;
-                        if (i >= 0 && i < n) Add(dsr, dx + (sb * n + i) * km + j * m, m);
-                    }
-                }
+                for (long q = 0; q < n; q++) Gather(ds + (sb * n + q) * m, dx, sb, q, n, m, k);
+        }
+
+        /// <summary>Writes position q's row of one example (b: sb = σ B + b) into the im2col columns x: it is tap j of
+        /// row q - j + k/2 (the centre tap included when <paramref name="row"/> is not already there); the taps of
+        /// row q that read past the ends are zeroed.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Scatter(float* x, float* row, long sb, long q, long n, int m, int k)
+        {
+            int p = k / 2, km = k * m;
+            for (int j = 0; j < k; j++)
+            {
+                long target = q - j + p;
+                float* dst = x + (sb * n + target) * km + j * m;
+                if (target >= 0 && target < n && dst != row) Copy(dst, row, m);
+                long source = q + j - p;
+                if (source < 0 || source >= n) Clear(x + (sb * n + q) * km + j * m, m);
+            }
+        }
+
+        /// <summary>The transpose of <see cref="Scatter"/>: adds to <paramref name="sum"/> every tap of the im2col
+        /// gradient dx that read position q (tap j of row q - j + k/2).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Gather(float* sum, float* dx, long sb, long q, long n, int m, int k)
+        {
+            int p = k / 2, km = k * m;
+            for (int j = 0; j < k; j++)
+            {
+                long row = q - j + p;
+                if (row >= 0 && row < n) Add(sum, dx + (sb * n + row) * km + j * m, m);
+            }
+        }
+
+        /// <summary>sum over count values of |softshrink(v - offset, threshold)|, i.e. max(|v - offset| - threshold, 0).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static double ShrinkSum(float* v, int count, float offset, float threshold)
+        {
+            var acc = Vector<float>.Zero;
+            var off = new Vector<float>(offset);
+            float tail = 0;
+            int c = 0;
+            for (; c <= count - W; c += W) acc += Shrink(Load(v + c) - off, threshold);
+            for (; c < count; c++) tail += Shrink(v[c] - offset, threshold);
+            return Vector.Sum(acc) + tail;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
