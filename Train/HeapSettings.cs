@@ -29,6 +29,17 @@ public static class HeapSettings
         catch (EntryPointNotFoundException) { }
     }
 
+    /// <summary>The opposite, for measuring memory (the bench's growth rows): every block of at least
+    /// <paramref name="bytes"/> is its own mapping, returned to the kernel when freed, so the process's high-water
+    /// mark is the real peak.</summary>
+    public static void MapBlocksAbove(int bytes)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try { mallopt(MmapThreshold, bytes); }
+        catch (DllNotFoundException) { }
+        catch (EntryPointNotFoundException) { }
+    }
+
     [DllImport("libc", EntryPoint = "mallopt")]
     private static extern int mallopt(int param, int value);
 }

@@ -145,8 +145,9 @@ public static class DropoutNoise
             for (int i = 0; i < N; i++) BitConverter.TryWriteBytes(s.AsSpan(StateOffset + 8 * i, 8), (ulong)_state[i]);
         }
 
-        /// <summary>The next dst.Length outputs, as that many calls of <see cref="Next"/> give them: whole runs of the
-        /// current block tempered in SIMD vectors, the block refilled where Next would refill it.</summary>
+        /// <summary>The next dst.Length outputs, as that many calls of at::mt19937's operator() give them (each call:
+        /// --left; refill the block when it reaches 0; temper state[next++]): whole runs of the current block tempered
+        /// in SIMD vectors, the block refilled where operator() would refill it.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Fill(Span<uint> dst)
         {
@@ -191,18 +192,6 @@ public static class DropoutNoise
                 y ^= y >> 18;
                 dst[i] = y;
             }
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public uint Next()
-        {
-            if (--_left == 0) Refill();
-            uint y = _state[_next++];
-            y ^= y >> 11;
-            y ^= (y << 7) & 0x9d2c5680u;
-            y ^= (y << 15) & 0xefc60000u;
-            y ^= y >> 18;
-            return y;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -92,8 +92,8 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
         Path == StepPath.Conv1d ? RunBaseline(tokens, keepStates) : RunChannelsLast(tokens, keepStates);
 
     /// <summary>
-    /// The step's layout (both the fused path, the default on the CPU, and the channels-last path it replaced, which
-    /// runs on other devices and when the states are kept): the state is kept channels-last, [B, n, m], so each width-k convolution is one matrix
+    /// The step's layout, in the fused path (the default on the CPU) and in the channels-last path it replaced (on other
+    /// devices, and when the states are kept): the state is kept channels-last, [B, n, m], so each width-k convolution is one matrix
     /// product of the zero-padded state's k shifted copies side by side ([B n, k m], im2col) with the weights
     /// reshaped to [k m, out]: one GEMM of B n rows, which runs about twice as fast as conv1d on [B, m, n] here.
     /// The gate weights and bias are halved inside the product, so that hard_sigmoid(x) = clamp(0.5x + 0.5, 0, 1)
@@ -188,9 +188,8 @@ public sealed class ImprovedNeuralGpu : AlgorithmicModel
             var (final, stepsSaturation) = FusedRecurrence.Run(s, gateW, gateB, candW, candB, spec);
             s = final;
             if (training) saturation = saturation + stepsSaturation;
-            steps = 0;
         }
-        for (long step = 0; step < steps; step++)
+        else for (long step = 0; step < steps; step++)
         {
             using var stepScope = release ? torch.NewDisposeScope() : null;
             var previous = s;

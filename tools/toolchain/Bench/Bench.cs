@@ -446,7 +446,7 @@ public static class Bench
         // glibc keeps freed blocks (and raises its mmap threshold after frees), so a second run would need no
         // new memory and show no peak: a fixed 64 KiB threshold makes every large buffer its own mapping,
         // returned on free, and the kernel's high-water mark then is the run's real peak
-        if (OperatingSystem.IsLinux()) { try { mallopt(-3 /* M_MMAP_THRESHOLD */, 64 * 1024); } catch (DllNotFoundException) { } catch (EntryPointNotFoundException) { } }
+        Toolchain.Train.HeapSettings.MapBlocksAbove(64 * 1024);
         using var ort = new OrtModel(proto, o.OrtThreads, GraphOptimizationLevel.ORT_ENABLE_ALL, arena: false);
         var points = new List<GrowthPoint>();
         string method = "";
@@ -472,9 +472,6 @@ public static class Bench
             large.Length >= 2 ? BenchMeasure.LogLogExponent(large.Select(p => (double)p.Length).ToArray(), large.Select(p => (double)p.PeakDeltaBytes).ToArray()) : double.NaN,
             b, a);
     }
-
-    [DllImport("libc", EntryPoint = "mallopt")]
-    private static extern int mallopt(int param, int value);
 
     /// <summary>Trains the paper preset at one size (curriculum pinned to it, no random sizes), recording
     /// speed and memory through the trainer's AfterStep hook.</summary>
