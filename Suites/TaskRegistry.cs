@@ -14,6 +14,7 @@ public static class TaskRegistry
         new EvenRepeatTask(),
         new BinaryAddTask(),
         new BinaryMulTask(),
+        new BinaryMulZerosTask(),
         new QuaternaryAddTask(),
         new QuaternaryMulTask(),
         new DecimalAddTask(),

@@ -193,8 +193,8 @@ public sealed record RunConfig
     public static IReadOnlyDictionary<string, string> PresetDescriptions { get; } = new Dictionary<string, string>
     {
         ["ngpu-paper"] = "Kaiser & Sutskever: m=24, w=4, l=2, 3x3 kernels, Adam with clipping 1, curriculum, relaxation r=6, dropout 0.06, gate biases 1, no gradient noise (a no-op in the released code)",
-        ["dngpu-ref"] = "the DNGPU reference (LUMII-Syslab/DNGPU) in every setting it has: m=48 (96 for bmul), its AdaMax with clipping, glorot, its bins with padding, 10,000 examples per size, input layer with hard_tanh and dropout, capped saturation cost, lr-scaled gradient noise, plateau decay, 20,000 steps (README: where it still differs)",
-        ["dngpu-port"] = "this project's first DNGPU port from the paper's text (was called dngpu-paper): m=48 (96 for bmul), all bins at once, AdaMax lr 0.01*48/m with the beta2 schedule, saturation cost, gradient noise 1e-3",
+        ["dngpu-ref"] = "the DNGPU reference (LUMII-Syslab/DNGPU) in every setting it has: m=48 (96 for bmul and bmul_zeros), its AdaMax with clipping, glorot, its bins with padding, 10,000 examples per size, input layer with hard_tanh and dropout, capped saturation cost, lr-scaled gradient noise, plateau decay, 20,000 steps (README: where it still differs)",
+        ["dngpu-port"] = "this project's first DNGPU port from the paper's text (was called dngpu-paper): m=48 (96 for bmul and bmul_zeros), all bins at once, AdaMax lr 0.01*48/m with the beta2 schedule, saturation cost, gradient noise 1e-3",
         ["baseline"] = "defaults for gru, lstm, cnn, transformer: m=64, 2 layers, Adam lr 1e-3, all bins at once",
         ["tiny"] = "a very small model for tests: m=8, short runs",
     };
@@ -214,7 +214,7 @@ public sealed record RunConfig
             },
             "dngpu-ref" => c with
             {
-                Maps = task == "bmul" ? 96 : 48, LearningRate = 0.01 * 48 / (task == "bmul" ? 96 : 48), Beta1 = 0.9, Beta2Schedule = true,
+                Maps = IsBinaryMul(task) ? 96 : 48, LearningRate = 0.01 * 48 / (IsBinaryMul(task) ? 96 : 48), Beta1 = 0.9, Beta2Schedule = true,
                 Epsilon = 1e-8, Optimizer = "adamax-dngpu", Init = "glorot", Steps = 20000, BatchSize = 32,
                 AllBins = true, BinPadding = true, BinLengths = "dngpu", BinLoss = "mean", TrainSetSize = 10000,
                 Dropout = task == "badd" ? 0.5 : 0.1, EmbedClip = true, EmbedDropout = task == "badd" ? 0.5 : 0.1,
@@ -224,7 +224,7 @@ public sealed record RunConfig
             "dngpu-paper" => throw new ArgumentException("preset 'dngpu-paper' is now called dngpu-port (this project's first port, which differs from the reference); the DNGPU reference's recipe is dngpu-ref"),
             "dngpu-port" => c with
             {
-                Maps = task == "bmul" ? 96 : 48, LearningRate = 0.01 * 48 / (task == "bmul" ? 96 : 48), Beta2Schedule = true,
+                Maps = IsBinaryMul(task) ? 96 : 48, LearningRate = 0.01 * 48 / (IsBinaryMul(task) ? 96 : 48), Beta2Schedule = true,
                 AllBins = true, Dropout = task == "badd" ? 0.5 : 0.1, SaturationWeight = 1e-3, GradNoise = 1e-3, BatchSize = 32,
                 LrDecay = 0.7, LrDecayEvery = 200, LrMinFactor = 1.0 / 60,
             },
@@ -233,6 +233,9 @@ public sealed record RunConfig
             _ => throw new ArgumentException($"unknown preset '{name}'; presets: {string.Join(", ", PresetDescriptions.Keys)}"),
         };
     }
+
+    /// <summary>Binary multiplication in either target format: the references' bmul settings (m = 96) apply to both.</summary>
+    private static bool IsBinaryMul(string task) => task is "bmul" or "bmul_zeros";
 
     /// <summary>The preset an architecture uses when none is named.</summary>
     public static string DefaultPreset(string arch) => arch switch

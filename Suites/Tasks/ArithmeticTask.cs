@@ -7,7 +7,8 @@ namespace Toolchain.Suites.Tasks;
 /// Arithmetic on two k-digit operands in a given base, in the released Neural GPU format: digit d is
 /// token d+1, the separator ('+' or '*') is token base+1, operands are written least significant digit
 /// first: input = a, separator, b (length 2k+1); target = the result's digits least significant first
-/// (no leading zeros, "0" for zero) from position 0, then PAD to the input length.
+/// (no leading zeros, "0" for zero) from position 0, then PAD to the input length; a task built with
+/// <c>zeroPadded</c> writes the digit 0 there instead of PAD, as the DNGPU reference's multiplication data does.
 /// Size k is the number of digits per operand, so 100x of k = 20 means 2,000-digit operands.
 /// </summary>
 public abstract class ArithmeticTask : AlgorithmicTask
@@ -15,10 +16,11 @@ public abstract class ArithmeticTask : AlgorithmicTask
     private readonly string[] _vocab;
     private readonly string[] _families;
 
-    protected ArithmeticTask(int radix, char op)
+    protected ArithmeticTask(int radix, char op, bool zeroPadded = false)
     {
         Radix = radix;
         Operator = op;
+        ZeroPadded = zeroPadded;
         _vocab = [PadSymbol, .. Enumerable.Range(0, radix).Select(d => d.ToString(CultureInfo.InvariantCulture)), op.ToString()];
         _families = op == '+'
             ? [Random, "carry", "complement", "all_ones", "all_zeros", "alternating", "powers_of_two", "symmetric", "uneven", "identity_a", "identity_b", "no_carry", FarPowersOfTwo, TapeEnds]
@@ -28,6 +30,10 @@ public abstract class ArithmeticTask : AlgorithmicTask
     public int Radix { get; }
     public char Operator { get; }
     public int SeparatorToken => Radix + 1;
+
+    /// <summary>Whether the target writes the result's leading zeros (the digit 0) up to the input length instead
+    /// of PAD, so a model never decides where the result ends.</summary>
+    public bool ZeroPadded { get; }
 
     public override IReadOnlyList<string> Vocab => _vocab;
     public override IReadOnlyList<string> Families => _families;
@@ -78,6 +84,7 @@ public abstract class ArithmeticTask : AlgorithmicTask
             throw new FormatException($"task '{Name}': result has {result.Length} digits, more than the length {input.Length}");
         var target = new int[input.Length];
         for (int i = 0; i < result.Length; i++) target[i] = result[i] + 1;
+        if (ZeroPadded) target.AsSpan(result.Length).Fill(1);
         return target;
     }
 
@@ -272,6 +279,15 @@ public sealed class BinaryMulTask() : ArithmeticTask(2, '*')
 {
     public override string Name => "bmul";
     public override string Description => "binary multiplication, k-bit operands, least significant bit first";
+}
+
+/// <summary>bmul_zeros: binary multiplication with the product's leading zeros written as the digit 0 up to the input
+/// length, the DNGPU reference's bmul data (`to_base(a * b, 2, l)` in its data_utils_2.py). Example (k = 3):
+/// 3 * 6 = 18: input 110*011, target 0100100. A task of its own, so that bmul's suites and cards keep their meaning.</summary>
+public sealed class BinaryMulZerosTask() : ArithmeticTask(2, '*', zeroPadded: true)
+{
+    public override string Name => "bmul_zeros";
+    public override string Description => "binary multiplication as bmul, the product's leading zeros written as 0 up to the input length (the DNGPU reference's targets)";
 }
 
 /// <summary>qadd: base-4 addition. Example (k = 2): 7 + 9 = 16: input 31+12, target 001__.</summary>

@@ -72,6 +72,7 @@ public class TaskTests
     {
         Render("badd", 3, 6, 3).Should().Be(("110+011", "1001___"));
         Render("bmul", 3, 6, 3).Should().Be(("110*011", "01001__"));
+        Render("bmul_zeros", 3, 6, 3).Should().Be(("110*011", "0100100"));
         Render("qadd", 7, 9, 2).Should().Be(("31+12", "001__"));
         Render("mul", 45, 67, 2).Should().Be(("54*76", "5103_"));
         var dup = (BitSequenceTask)TaskRegistry.Get("duplicate");
@@ -84,6 +85,34 @@ public class TaskTests
         rev.Render(rev.Encode([0, 1, 1, 0, 1], "x").Target).Should().Be("10110");
         var sort = (BitSequenceTask)TaskRegistry.Get("sort");
         sort.Render(sort.Encode([0, 1, 1, 0, 1], "x").Target).Should().Be("00111");
+    }
+
+    [Fact]
+    public void Bmul_zeros_is_bmul_with_every_PAD_of_the_target_written_as_the_digit_0()
+    {
+        var bmul = (ArithmeticTask)TaskRegistry.Get("bmul");
+        var zeros = (ArithmeticTask)TaskRegistry.Get("bmul_zeros");
+        zeros.Vocab.Should().Equal(bmul.Vocab);
+        zeros.Families.Should().Equal(bmul.Families);
+        (bmul.ZeroPadded, zeros.ZeroPadded).Should().Be((false, true));
+        int padsSeen = 0;
+        foreach (var family in zeros.Families)
+            foreach (int size in new[] { 1, 3, 20, 200 })
+            {
+                // the same generator state gives the same input: the formats differ in the target only
+                var ex = zeros.Generate(size, family, Rng.For(5, family, size));
+                var plain = bmul.Generate(size, family, Rng.For(5, family, size));
+                ex.Input.Should().Equal(plain.Input);
+                ex.Target.Should().NotContain(AlgorithmicTask.Pad, $"{family}/k={size}: no PAD in a zero-padded target");
+                ex.Target.Should().Equal(plain.Target.Select(t => t == AlgorithmicTask.Pad ? 1 : t), $"{family}/k={size}");
+                padsSeen += plain.Target.Count(t => t == AlgorithmicTask.Pad);
+                // a model that ends the product with PAD, as bmul asks, is wrong here at the first PAD
+                var verdict = zeros.Check(ex.Input, plain.Target);
+                int firstPad = Array.IndexOf(plain.Target, AlgorithmicTask.Pad);
+                verdict.Correct.Should().Be(firstPad < 0);
+                if (firstPad >= 0) verdict.FirstWrongPosition.Should().Be(firstPad);
+            }
+        padsSeen.Should().BeGreaterThan(1000, "the comparison covered the trailing positions");
     }
 
     private static (string, string) Render(string name, int a, int b, int k)
