@@ -121,6 +121,15 @@ public sealed record RunConfig
 
     /// <summary>inference_step_factor in hundredths (150 for 1.5): the exported Loop's trip count is (n p + 99) / 100.</summary>
     public long InferenceStepPercent() => (long)Math.Round(InferenceStepFactor * 100);
+
+    /// <summary>A departure from the references (ngpu, dngpu), made in training: the recurrence runs ceil(factor n)
+    /// steps on a training bin of length n instead of n, so that the model learns to hold a finished answer through
+    /// the extra steps that inference_step_factor gives it. Hundredths, 1 to 8, as inference_step_factor; 1 (the
+    /// references) by default. It changes what is learned, so a resume cannot change it.</summary>
+    public double TrainStepFactor { get; init; } = 1;
+
+    /// <summary>Steps the recurrence runs in training on a bin of length n: ceil(train_step_factor n).</summary>
+    public long TrainSteps(long n) => (n * (long)Math.Round(TrainStepFactor * 100) + 99) / 100;
     /// <summary>The loss (and the training accuracy) counts only positions where the input or the target is not
     /// PAD, averaged over those positions, as the ANCHORS' first port did. Off (as in the DNGPU reference, which
     /// masks the state but not the loss): every position of the bin counts, including the PAD tail of a shorter
@@ -319,6 +328,10 @@ public sealed record RunConfig
             && Math.Abs(InferenceStepFactor * 100 - Math.Round(InferenceStepFactor * 100)) < 1e-9,
             "inference_step_factor must be a number from 1 to 8 in hundredths, such as 1.5 (1 = n steps on length n, as the references)");
         Require(InferenceStepFactor == 1 || Arch is "ngpu" or "dngpu", "inference_step_factor sets the steps of a Neural GPU's recurrence: it needs arch ngpu or dngpu");
+        Require(double.IsFinite(TrainStepFactor) && TrainStepFactor is >= 1 and <= 8
+            && Math.Abs(TrainStepFactor * 100 - Math.Round(TrainStepFactor * 100)) < 1e-9,
+            "train_step_factor must be a number from 1 to 8 in hundredths, such as 1.25 (1 = n steps on a bin of length n, as the references)");
+        Require(TrainStepFactor == 1 || Arch is "ngpu" or "dngpu", "train_step_factor sets the steps of a Neural GPU's recurrence in training: it needs arch ngpu or dngpu");
         Require(GradNoiseLr >= 0, "grad_noise_lr must be at least 0 (0 = off)");
         Require((!EmbedClip && EmbedDropout == 0) || Arch == "dngpu", "embed_clip and embed_dropout are dngpu settings");
         Require(LrDecay is >= 0 and < 1, "lr_decay must be in [0, 1) (0 = off)");

@@ -189,7 +189,7 @@ public sealed class Trainer : IDisposable
             if (ckpt.Config.GradNoise != _config.GradNoise)
                 _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resume: gradient noise changes from {ckpt.Config.GradNoise} to {_config.GradNoise} at step {_state.Step}"));
             if (ckpt.Config.InferenceStepFactor != _config.InferenceStepFactor)
-                _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resume: inference step factor changes from {ckpt.Config.InferenceStepFactor} to {_config.InferenceStepFactor} at step {_state.Step} (probes and exports from here run ceil({_config.InferenceStepFactor} n) steps; training runs n)"));
+                _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"resume: inference step factor changes from {ckpt.Config.InferenceStepFactor} to {_config.InferenceStepFactor} at step {_state.Step} (probes and exports from here run ceil({_config.InferenceStepFactor} n) steps; training runs ceil({_config.TrainStepFactor} n))"));
             _log.WriteLine($"resumed from {Path.GetFileName(file)} at step {_state.Step}");
             if (_config.Relaxation > 1 && _model.ParameterSets == 1 && !_state.CurriculumAtFullLength(_config) && _state.Step < _config.Steps)
                 _log.WriteLine($"resume: warning: {Path.GetFileName(file)} holds the relaxation sets averaged at the end of its run (step {_state.Step}), not at full curriculum length; " +

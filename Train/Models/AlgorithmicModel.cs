@@ -27,9 +27,9 @@ public abstract class AlgorithmicModel : nn.Module<Tensor, Tensor>
 
     public abstract ModelOutput Run(Tensor tokens, bool keepStates);
 
-    /// <summary>Steps a recurrent model runs on an input of length n: n while training (as the references train),
-    /// ceil(inference_step_factor n) in eval mode.</summary>
-    public long RecurrentSteps(long n) => training ? n : Config.InferenceSteps(n);
+    /// <summary>Steps a recurrent model runs on an input of length n: ceil(train_step_factor n) while training (n by
+    /// default, as the references train), ceil(inference_step_factor n) in eval mode.</summary>
+    public long RecurrentSteps(long n) => training ? Config.TrainSteps(n) : Config.InferenceSteps(n);
 
     /// <summary>Number of relaxation parameter sets still separate (1 once averaged, or when relaxation is off).</summary>
     public virtual int ParameterSets => 1;

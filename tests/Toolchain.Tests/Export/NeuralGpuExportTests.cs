@@ -140,6 +140,38 @@ public class NeuralGpuExportTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("dngpu")]
+    [InlineData("ngpu")]
+    public void Train_step_factor_runs_ceil_factor_n_steps_in_training_only(string arch)
+    {
+        using var model = Tiny(arch, 1);
+        var tokens = torch.tensor(new long[] { 1, 2, 2, 1, 2, 1, 3, 2, 2, 1, 1, 2, 1 }, [1, 13]);
+        var config = (model.Config with { TrainStepFactor = 1.25, InferenceStepFactor = 1.5 }).Validate();
+        config.TrainSteps(13).Should().Be(17, "ceil(1.25 x 13) = ceil(16.25)");
+        config.TrainSteps(40).Should().Be(50, "an exact product is not rounded up");
+        using var longer = ModelRegistry.Create(config, TaskRegistry.Get("badd").Vocab.Count);
+        Trainer.LoadParameters(longer, model.named_parameters().ToDictionary(p => p.name, p => (torch.Tensor)p.parameter), "test");
+        longer.train();
+        using (torch.no_grad())
+            longer.Run(tokens, keepStates: true).States!.shape[1].Should().Be(18, "the state before the first step and after each of the 17");
+        // the gradient path runs the same count: a loss on the longer run differs from the plain n-step one
+        model.train(); longer.train();
+        torch.manual_seed(3);
+        var plainLoss = model.Run(tokens, keepStates: false).Logits.square().mean().item<float>();
+        torch.manual_seed(3);
+        var longerLoss = longer.Run(tokens, keepStates: false).Logits.square().mean().item<float>();
+        Math.Abs(plainLoss - longerLoss).Should().BeGreaterThan(1e-6f, "17 steps are not 13");
+        longer.eval();
+        using (torch.no_grad())
+            longer.Run(tokens, keepStates: true).States!.shape[1].Should().Be(21, "eval mode runs ceil(1.5 x 13) = 20 steps");
+        foreach (var bad in new[] { 0.5, 1.333, 8.5, double.NaN })
+            FluentActions.Invoking(() => (model.Config with { TrainStepFactor = bad }).Validate()).Should().Throw<ArgumentException>()
+                .WithMessage("*train_step_factor must be a number from 1 to 8 in hundredths*");
+        FluentActions.Invoking(() => (RunConfig.Preset("tiny", "gru", "badd") with { TrainStepFactor = 1.5 }).Validate())
+            .Should().Throw<ArgumentException>().WithMessage("*train_step_factor*needs arch ngpu or dngpu*");
+    }
+
     [Fact]
     public void Inference_step_factor_is_validated()
     {
