@@ -286,7 +286,8 @@ public static class Bench
             ?? typeof(torch).Assembly.GetName().Version?.ToString() ?? "?";
         return new MachineInfo(cpu, Environment.ProcessorCount, os, RuntimeInformation.FrameworkDescription, OrtEnv.Instance().GetVersionString(),
             torchSharp, torch.get_num_threads(), o.OrtThreads,
-            load, "absolute numbers are noisy on a shared machine; every comparison is measured side by side (interleaved) and reported as a ratio");
+            load, "absolute numbers are noisy on a shared machine; every comparison is measured side by side (interleaved) and reported as a ratio. " +
+            "The models are untrained, with candidate biases of +-0.5 so that their state stays off subnormal floats over long inputs, as a trained model's does (docs/bench.md)");
     }
 
     /// <summary>The machine's float32 peak as this process sees it: the best of TorchSharp matmul and an ONNX
@@ -348,8 +349,30 @@ public static class Bench
         var config = (RunConfig.Preset(BenchPreset(spec.Arch), spec.Arch, o.Task) with { Maps = spec.Maps, TrainLength = o.TrainSize }).Validate();
         var model = ModelRegistry.Create(config, task.Vocab.Count);
         model.AverageParameterSets(); // a finished run: one parameter set, as exported
+        HoldStateOffZero(model);
         model.eval();
         return model;
+    }
+
+    /// <summary>Candidate bias of a bench model: +0.5 on even maps, -0.5 on odd ones (ngpu and dngpu).</summary>
+    public const double CandidateBias = 0.5;
+
+    /// <summary>
+    /// Sets the candidate biases of an untrained Neural GPU to +-<see cref="CandidateBias"/>, alternating over the maps.
+    /// An untrained model's state decays towards zero over a long input, into subnormal floats (ngpu m=24 at n = 401:
+    /// 37% of its state values; dngpu m=48 reaches 1e-25 there), and some CPUs compute subnormals far more slowly:
+    /// the long rows ran 28-45x slower on an Intel Xeon than on an AMD EPYC (docs/bench.md, "Denormals on an Intel CPU"). A trained model's state saturates instead
+    /// (dngpu-bmul runs as fast with subnormals flushed), so with these biases, which keep every candidate, and so
+    /// the state, away from zero, the long rows time the model and not the CPU's subnormal path. The work per step
+    /// is the same; only the values differ.
+    /// </summary>
+    public static void HoldStateOffZero(AlgorithmicModel model)
+    {
+        var bias = model.named_parameters().FirstOrDefault(p => p.name == "cand_bias").parameter
+            ?? throw new NotSupportedException($"bench model '{model.Config.Arch}' has no cand_bias");
+        using var _ = torch.no_grad();
+        using var odd = torch.arange(bias.shape[^1]).remainder(2).eq(1).expand(bias.shape);
+        bias.copy_(torch.where(odd, torch.full_like(bias, -CandidateBias), torch.full_like(bias, CandidateBias)));
     }
 
     /// <summary>Exports with one cheap parity check (the export refuses a graph that disagrees with TorchSharp).</summary>
