@@ -117,10 +117,14 @@ public sealed record RunConfig
     public double InferenceStepFactor { get; init; } = 1;
 
     /// <summary>Steps the recurrence runs at inference on an input of length n: ceil(inference_step_factor n).</summary>
-    public long InferenceSteps(long n) => (n * InferenceStepPercent() + 99) / 100;
+    public long InferenceSteps(long n) => CeilPercent(n, InferenceStepPercent());
 
     /// <summary>inference_step_factor in hundredths (150 for 1.5): the exported Loop's trip count is (n p + 99) / 100.</summary>
     public long InferenceStepPercent() => (long)Math.Round(InferenceStepFactor * 100);
+
+    /// <summary>ceil(n p / 100) in whole numbers: the one rounding of both step factors, and the exported
+    /// Loop's.</summary>
+    private static long CeilPercent(long n, long percent) => (n * percent + 99) / 100;
 
     /// <summary>A departure from the references (ngpu, dngpu), made in training: the recurrence runs ceil(factor n)
     /// steps on a training bin of length n instead of n, so that the model learns to hold a finished answer through
@@ -129,7 +133,7 @@ public sealed record RunConfig
     public double TrainStepFactor { get; init; } = 1;
 
     /// <summary>Steps the recurrence runs in training on a bin of length n: ceil(train_step_factor n).</summary>
-    public long TrainSteps(long n) => (n * (long)Math.Round(TrainStepFactor * 100) + 99) / 100;
+    public long TrainSteps(long n) => CeilPercent(n, (long)Math.Round(TrainStepFactor * 100));
     /// <summary>The loss (and the training accuracy) counts only positions where the input or the target is not
     /// PAD, averaged over those positions, as the ANCHORS' first port did. Off (as in the DNGPU reference, which
     /// masks the state but not the loss): every position of the bin counts, including the PAD tail of a shorter
@@ -243,7 +247,8 @@ public sealed record RunConfig
         };
     }
 
-    /// <summary>Binary multiplication in either target format: the references' bmul settings (m = 96) apply to both.</summary>
+    /// <summary>Binary multiplication in either target format: the references' bmul settings (m = 96) apply to
+    /// both.</summary>
     private static bool IsBinaryMul(string task) => task is "bmul" or "bmul_zeros";
 
     /// <summary>The preset an architecture uses when none is named.</summary>
@@ -330,8 +335,10 @@ public sealed record RunConfig
         Require(InferenceStepFactor == 1 || Arch is "ngpu" or "dngpu", "inference_step_factor sets the steps of a Neural GPU's recurrence: it needs arch ngpu or dngpu");
         Require(double.IsFinite(TrainStepFactor) && TrainStepFactor is >= 1 and <= 8
             && Math.Abs(TrainStepFactor * 100 - Math.Round(TrainStepFactor * 100)) < 1e-9,
-            "train_step_factor must be a number from 1 to 8 in hundredths, such as 1.25 (1 = n steps on a bin of length n, as the references)");
-        Require(TrainStepFactor == 1 || Arch is "ngpu" or "dngpu", "train_step_factor sets the steps of a Neural GPU's recurrence in training: it needs arch ngpu or dngpu");
+            "train_step_factor must be a number from 1 to 8 in hundredths, such as 1.25 "
+            + "(1 = n steps on a bin of length n, as the references)");
+        Require(TrainStepFactor == 1 || Arch is "ngpu" or "dngpu",
+            "train_step_factor sets the steps of a Neural GPU's recurrence in training: it needs arch ngpu or dngpu");
         Require(GradNoiseLr >= 0, "grad_noise_lr must be at least 0 (0 = off)");
         Require((!EmbedClip && EmbedDropout == 0) || Arch == "dngpu", "embed_clip and embed_dropout are dngpu settings");
         Require(LrDecay is >= 0 and < 1, "lr_decay must be in [0, 1) (0 = off)");

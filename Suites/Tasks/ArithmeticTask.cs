@@ -283,11 +283,13 @@ public sealed class BinaryMulTask() : ArithmeticTask(2, '*')
 
 /// <summary>bmul_zeros: binary multiplication with the product's leading zeros written as the digit 0 up to the input
 /// length, the DNGPU reference's bmul data (`to_base(a * b, 2, l)` in its data_utils_2.py). Example (k = 3):
-/// 3 * 6 = 18: input 110*011, target 0100100. A task of its own, so that bmul's suites and cards keep their meaning.</summary>
+/// 3 * 6 = 18: input 110*011, target 0100100. A task of its own, so that bmul's suites and cards keep their
+/// meaning.</summary>
 public sealed class BinaryMulZerosTask() : ArithmeticTask(2, '*', zeroPadded: true)
 {
     public override string Name => "bmul_zeros";
-    public override string Description => "binary multiplication as bmul, the product's leading zeros written as 0 up to the input length (the DNGPU reference's targets)";
+    public override string Description =>
+        "binary multiplication as bmul, the product's leading zeros written as 0 up to the input length (the DNGPU reference's targets)";
 }
 
 /// <summary>qadd: base-4 addition. Example (k = 2): 7 + 9 = 16: input 31+12, target 001__.</summary>

@@ -21,7 +21,8 @@ namespace Toolchain.Train.Models;
 /// saturation_mode=mean its mean per pre-activation, summed over steps / n; with saturation_mode=dngpu (the
 /// reference) its sum over maps, positions and steps / (n^2 B), the input layer's counted n times.
 /// Initial gate biases: reset 0.5, update 0.7. Logits = O s_n at every position. At inference the recurrence runs
-/// ceil(inference_step_factor n) steps (n by default, as the reference); training runs ceil(train_step_factor n) (n by default).
+/// ceil(inference_step_factor n) steps (n by default, as the reference); training runs ceil(train_step_factor n)
+/// (n by default).
 /// With embed_clip the embedded input passes hard_tanh (and embed_dropout while training) first, as in the reference.
 /// With bin_padding the state is multiplied by mask = (token != PAD) after the embedding and after every step,
 /// as in the reference: a short example padded into a longer bin computes on its own positions only.

@@ -286,8 +286,9 @@ public static class Bench
             ?? typeof(torch).Assembly.GetName().Version?.ToString() ?? "?";
         return new MachineInfo(cpu, Environment.ProcessorCount, os, RuntimeInformation.FrameworkDescription, OrtEnv.Instance().GetVersionString(),
             torchSharp, torch.get_num_threads(), o.OrtThreads,
-            load, "absolute numbers are noisy on a shared machine; every comparison is measured side by side (interleaved) and reported as a ratio. " +
-            "The models are untrained, with candidate biases of +-0.5 so that their state stays off subnormal floats over long inputs, as a trained model's does (docs/bench.md)");
+            load, "absolute numbers are noisy on a shared machine; every comparison is measured side by side (interleaved) "
+            + "and reported as a ratio. The models are untrained, with candidate biases of +-0.5 so that their state stays "
+            + "off subnormal floats over long inputs, as a trained model's does (docs/bench.md)");
     }
 
     /// <summary>The machine's float32 peak as this process sees it: the best of TorchSharp matmul and an ONNX
@@ -361,10 +362,10 @@ public static class Bench
     /// Sets the candidate biases of an untrained Neural GPU to +-<see cref="CandidateBias"/>, alternating over the maps.
     /// An untrained model's state decays towards zero over a long input, into subnormal floats (ngpu m=24 at n = 401:
     /// 37% of its state values; dngpu m=48 reaches 1e-25 there), and some CPUs compute subnormals far more slowly:
-    /// the long rows ran 28-45x slower on an Intel Xeon than on an AMD EPYC (docs/bench.md, "Denormals on an Intel CPU"). A trained model's state saturates instead
-    /// (dngpu-bmul runs as fast with subnormals flushed), so with these biases, which keep every candidate, and so
-    /// the state, away from zero, the long rows time the model and not the CPU's subnormal path. The work per step
-    /// is the same; only the values differ.
+    /// the long rows ran 28-45x slower on an Intel Xeon than on an AMD EPYC (docs/bench.md, "Denormals on an Intel
+    /// CPU"). A trained model's state saturates instead (dngpu-bmul runs as fast with subnormals flushed), so with
+    /// these biases, which keep every candidate, and so the state, away from zero, the long rows time the model and
+    /// not the CPU's subnormal path. The work per step is the same; only the values differ.
     /// </summary>
     public static void HoldStateOffZero(AlgorithmicModel model)
     {
