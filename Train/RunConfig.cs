@@ -120,7 +120,10 @@ public sealed record RunConfig
     public long InferenceSteps(long n) => CeilPercent(n, InferenceStepPercent());
 
     /// <summary>inference_step_factor in hundredths (150 for 1.5): the exported Loop's trip count is (n p + 99) / 100.</summary>
-    public long InferenceStepPercent() => (long)Math.Round(InferenceStepFactor * 100);
+    public long InferenceStepPercent() => Percent(InferenceStepFactor);
+
+    /// <summary>A step factor in hundredths (150 for 1.5).</summary>
+    private static long Percent(double factor) => (long)Math.Round(factor * 100);
 
     /// <summary>ceil(n p / 100) in whole numbers: the one rounding of both step factors, and the exported
     /// Loop's.</summary>
@@ -133,7 +136,8 @@ public sealed record RunConfig
     public double TrainStepFactor { get; init; } = 1;
 
     /// <summary>Steps the recurrence runs in training on a bin of length n: ceil(train_step_factor n).</summary>
-    public long TrainSteps(long n) => CeilPercent(n, (long)Math.Round(TrainStepFactor * 100));
+    public long TrainSteps(long n) => CeilPercent(n, Percent(TrainStepFactor));
+
     /// <summary>The loss (and the training accuracy) counts only positions where the input or the target is not
     /// PAD, averaged over those positions, as the ANCHORS' first port did. Off (as in the DNGPU reference, which
     /// masks the state but not the loss): every position of the bin counts, including the PAD tail of a shorter
@@ -247,9 +251,10 @@ public sealed record RunConfig
         };
     }
 
-    /// <summary>Binary multiplication in either target format: the references' bmul settings (m = 96) apply to
-    /// both.</summary>
-    private static bool IsBinaryMul(string task) => task is "bmul" or "bmul_zeros";
+    /// <summary>Binary multiplication in any target format (bmul, bmul_zeros): the references' bmul settings (m = 96)
+    /// apply to every one.</summary>
+    private static bool IsBinaryMul(string task) =>
+        Toolchain.Suites.TaskRegistry.TryGet(task) is Toolchain.Suites.Tasks.ArithmeticTask { Radix: 2, Operator: '*' };
 
     /// <summary>The preset an architecture uses when none is named.</summary>
     public static string DefaultPreset(string arch) => arch switch
@@ -299,6 +304,12 @@ public sealed record RunConfig
     public RunConfig Validate()
     {
         void Require(bool ok, string message) { if (!ok) throw new ArgumentException(message); }
+        void RequireStepFactor(string name, double factor, string example, string one, string what)
+        {
+            Require(double.IsFinite(factor) && factor is >= 1 and <= 8 && Math.Abs(factor * 100 - Math.Round(factor * 100)) < 1e-9,
+                $"{name} must be a number from 1 to 8 in hundredths, such as {example} (1 = {one}, as the references)");
+            Require(factor == 1 || Arch is "ngpu" or "dngpu", $"{name} {what}: it needs arch ngpu or dngpu");
+        }
         Require(Toolchain.Suites.TaskRegistry.TryGet(Task) is not null, $"unknown task '{Task}'");
         Require(Models.ModelRegistry.Names.Contains(Arch), $"unknown architecture '{Arch}'; architectures: {string.Join(", ", Models.ModelRegistry.Names)}");
         Require(TrainLength >= 1, "train_length must be at least 1");
@@ -329,16 +340,9 @@ public sealed record RunConfig
         if (HardFamilies != "" && Toolchain.Suites.TaskRegistry.TryGet(Task) is { } familyTask) Trainer.HardFamilyTable(this, familyTask);
         Require(double.IsFinite(InitUpdateScale) && InitUpdateScale > 0, "init_update_scale must be a positive number (1 = the loaded weights as they are)");
         Require(InitUpdateScale == 1 || (InitFrom != "" && Arch == "dngpu"), "init_update_scale scales the update gate of the weights a dngpu warm start loads: it needs arch dngpu and init_from");
-        Require(double.IsFinite(InferenceStepFactor) && InferenceStepFactor is >= 1 and <= 8
-            && Math.Abs(InferenceStepFactor * 100 - Math.Round(InferenceStepFactor * 100)) < 1e-9,
-            "inference_step_factor must be a number from 1 to 8 in hundredths, such as 1.5 (1 = n steps on length n, as the references)");
-        Require(InferenceStepFactor == 1 || Arch is "ngpu" or "dngpu", "inference_step_factor sets the steps of a Neural GPU's recurrence: it needs arch ngpu or dngpu");
-        Require(double.IsFinite(TrainStepFactor) && TrainStepFactor is >= 1 and <= 8
-            && Math.Abs(TrainStepFactor * 100 - Math.Round(TrainStepFactor * 100)) < 1e-9,
-            "train_step_factor must be a number from 1 to 8 in hundredths, such as 1.25 "
-            + "(1 = n steps on a bin of length n, as the references)");
-        Require(TrainStepFactor == 1 || Arch is "ngpu" or "dngpu",
-            "train_step_factor sets the steps of a Neural GPU's recurrence in training: it needs arch ngpu or dngpu");
+        RequireStepFactor("inference_step_factor", InferenceStepFactor, "1.5", "n steps on length n", "sets the steps of a Neural GPU's recurrence");
+        RequireStepFactor("train_step_factor", TrainStepFactor, "1.25", "n steps on a bin of length n",
+            "sets the steps of a Neural GPU's recurrence in training");
         Require(GradNoiseLr >= 0, "grad_noise_lr must be at least 0 (0 = off)");
         Require((!EmbedClip && EmbedDropout == 0) || Arch == "dngpu", "embed_clip and embed_dropout are dngpu settings");
         Require(LrDecay is >= 0 and < 1, "lr_decay must be in [0, 1) (0 = off)");

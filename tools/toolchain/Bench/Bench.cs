@@ -344,7 +344,8 @@ public static class Bench
     /// padded bins, which a step pinned to one size does not have).</summary>
     private static string BenchPreset(string arch) => arch == "dngpu" ? "dngpu-port" : RunConfig.DefaultPreset(arch);
 
-    private static AlgorithmicModel CreateModel(BenchModel spec, BenchOptions o, AlgorithmicTask task)
+    /// <summary>A bench model: untrained (seed 1), one parameter set, its state held off zero, in eval mode.</summary>
+    public static AlgorithmicModel CreateModel(BenchModel spec, BenchOptions o, AlgorithmicTask task)
     {
         torch.manual_seed(1);
         var config = (RunConfig.Preset(BenchPreset(spec.Arch), spec.Arch, o.Task) with { Maps = spec.Maps, TrainLength = o.TrainSize }).Validate();
