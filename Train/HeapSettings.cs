@@ -40,6 +40,32 @@ public static class HeapSettings
         catch (EntryPointNotFoundException) { }
     }
 
+    /// <summary>Bytes the process's C heap has handed out and not yet taken back (glibc's mallinfo2: in-use
+    /// heap blocks plus mapped blocks), or -1 where that is not known (not Linux, or a glibc without mallinfo2).
+    /// Unlike the resident set, it does not count freed memory the allocator keeps, nor the holes between
+    /// blocks, so it is what a leak of native memory (a tensor never freed) makes grow.</summary>
+    public static long NativeBytesInUse()
+    {
+        if (!OperatingSystem.IsLinux()) return -1;
+        try
+        {
+            var m = mallinfo2();
+            return checked((long)(m.Uordblks + m.Hblkhd));
+        }
+        catch (DllNotFoundException) { return -1; }
+        catch (EntryPointNotFoundException) { return -1; }
+        catch (OverflowException) { return -1; }
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct MallInfo2
+    {
+        public nuint Arena, Ordblks, Smblks, Hblks, Hblkhd, Usmblks, Fsmblks, Uordblks, Fordblks, Keepcost;
+    }
+
+    [DllImport("libc", EntryPoint = "mallinfo2")]
+    private static extern MallInfo2 mallinfo2();
+
     [DllImport("libc", EntryPoint = "mallopt")]
     private static extern int mallopt(int param, int value);
 }

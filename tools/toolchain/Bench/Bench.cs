@@ -130,7 +130,12 @@ public sealed record GrowthResult(string Model, string Runtime, string MemoryMet
     double TimeExponentLarge, double MemoryExponent, double MemoryExponentLarge, double MemoryBytesPerToken, double MemoryInterceptBytes);
 public sealed record TrainRow(string Model, string Arch, int Maps, int Size, int Length, int Batch, int StepsShort, int StepsLong,
     double ExamplesPerSecond, double SecondsPerStep, long WorkingSetShortBytes, long WorkingSetLongBytes, double WorkingSetGrowthRatio,
-    long LiveTensorsShort, long LiveTensorsLong);
+    long LiveTensorsShort, long LiveTensorsLong, long? InUseShortBytes = null, long? InUseLongBytes = null)
+{
+    /// <summary>Growth of the memory in use (C heap handed out + managed heap) from the short to the long step,
+    /// or null where the C heap's figure is not known on this system (never shown as 0).</summary>
+    public long? InUseGrowthBytes => InUseLongBytes - InUseShortBytes;
+}
 public sealed record TargetRow(string Name, string Goal, double Value, bool Pass, string Detail);
 public sealed record BenchReport(string Mode, string Section, string Started, double Seconds, MachineInfo Machine, PeakResult Peak,
     List<InferenceRow> Inference, List<LoopRow> LoopVsUnrolled, List<SettingRow> OrtSettings, GrowthResult? Growth,
@@ -243,11 +248,11 @@ public static class Bench
         if (o.Settings && all) settings = OrtSettings(o, task, peak, log);
 
         var training = new List<TrainRow>();
-        foreach (var spec in all ? o.TrainModels : [])
+        foreach (var spec in o.TrainModels) // the training section too: its memory rows are training's
         {
             var row = Train(o, spec);
             training.Add(row);
-            log(string.Create(Inv, $"training {row.Model,-12} size {row.Size} (n={row.Length}) batch {row.Batch}: {row.ExamplesPerSecond:F1} ex/s ({row.SecondsPerStep:F3} s/step); working set {Mb(row.WorkingSetShortBytes)} after {row.StepsShort} steps, {Mb(row.WorkingSetLongBytes)} after {row.StepsLong}; live tensors {row.LiveTensorsShort} -> {row.LiveTensorsLong}"));
+            log(string.Create(Inv, $"training {row.Model,-12} size {row.Size} (n={row.Length}) batch {row.Batch}: {row.ExamplesPerSecond:F1} ex/s ({row.SecondsPerStep:F3} s/step); working set {Mb(row.WorkingSetShortBytes)} after {row.StepsShort} steps, {Mb(row.WorkingSetLongBytes)} after {row.StepsLong}; in use {(row.InUseGrowthBytes is null ? "not measured" : Mb(row.InUseShortBytes!.Value) + " -> " + Mb(row.InUseLongBytes!.Value))}; live tensors {row.LiveTensorsShort} -> {row.LiveTensorsLong}"));
         }
 
         var (speed, profile) = BenchTraining.Run(o, peak, log);
@@ -515,20 +520,21 @@ public static class Bench
         {
             using var trainer = new Trainer(config, dir);
             long wsShort = 0, wsLong = 0, liveShort = 0, liveLong = 0;
+            long? useShort = null, useLong = null;
             int first = Math.Max(1, Math.Min(2, shortSteps));
             long t0 = 0, t1 = 0;
             trainer.AfterStep = step =>
             {
                 if (step == first) t0 = Stopwatch.GetTimestamp();
-                if (step == shortSteps) { (wsShort, liveShort) = Memory(); }
-                if (step == longSteps) { t1 = Stopwatch.GetTimestamp(); (wsLong, liveLong) = Memory(); }
+                if (step == shortSteps) { (wsShort, liveShort, useShort) = Memory(); }
+                if (step == longSteps) { t1 = Stopwatch.GetTimestamp(); (wsLong, liveLong, useLong) = Memory(); }
             };
             trainer.Run();
             double seconds = Stopwatch.GetElapsedTime(t0, t1).TotalSeconds;
             // (the last step's checkpoint is inside the timed span: one small file, negligible against the steps)
             double perStep = seconds / Math.Max(1, longSteps - first);
             return new TrainRow(spec.Name, spec.Arch, spec.Maps, o.TrainSize, task.LengthForSize(o.TrainSize), o.TrainBatch, shortSteps, longSteps,
-                o.TrainBatch / perStep, perStep, wsShort, wsLong, (double)wsLong / Math.Max(1, wsShort), liveShort, liveLong);
+                o.TrainBatch / perStep, perStep, wsShort, wsLong, (double)wsLong / Math.Max(1, wsShort), liveShort, liveLong, useShort, useLong);
         }
         finally
         {
@@ -536,13 +542,21 @@ public static class Bench
         }
     }
 
-    private static (long WorkingSet, long LiveTensors) Memory()
+    /// <summary>After a step: the resident set, the live tensors, and the bytes in use (the C heap's blocks handed
+    /// out, where libtorch's tensors live, plus the managed heap; -1 where the C heap's figure is not known). The
+    /// resident set also holds freed memory the allocator keeps and the holes between its blocks: under training's
+    /// heap settings (<see cref="Toolchain.Train.HeapSettings"/>) it climbs while the heap settles into a layout
+    /// (ngpu m=24: from 1.9 GB to about 2.45 GB over the first 250 steps, then level to step 560) with the
+    /// memory in use constant, so it is reported, and a leak is judged by what is in use.</summary>
+    private static (long WorkingSet, long LiveTensors, long? InUse) Memory()
     {
         GC.Collect();
         GC.WaitForPendingFinalizers();
+        GC.Collect();
         using var p = Process.GetCurrentProcess();
         p.Refresh();
-        return (p.WorkingSet64, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        long native = Toolchain.Train.HeapSettings.NativeBytesInUse();
+        return (p.WorkingSet64, DisposeScopeManager.Statistics.ThreadTotalLiveCount, native < 0 ? null : native + GC.GetTotalMemory(false));
     }
 
     // ---------------------------------------------------------------- targets and output
@@ -585,10 +599,27 @@ public static class Bench
                 string.Create(Inv, $"exponent all points {growth.MemoryExponent:F2}, n >= 401 {growth.MemoryExponentLarge:F2}; {growth.MemoryBytesPerToken:F0} bytes per token; at n={last.Length}: +{last.PeakDeltaBytes / 1024.0:F0} KiB (linear bound {(65536 + 16.0 * 4 * maps * last.Length) / 1024:F0} KiB, all-states quadratic {4.0 * maps * last.Length * last.Length / 1048576:F0} MiB); time exponent {growth.TimeExponent:F2} (n >= 401: {growth.TimeExponentLarge:F2})")));
         }
         foreach (var r in training)
-            t.Add(new TargetRow($"training_memory_{r.Arch}", $"{r.Model}: no leak (live tensors equal, working set within 1.2x from step {r.StepsShort} to {r.StepsLong})",
-                r.WorkingSetGrowthRatio, r.LiveTensorsLong <= r.LiveTensorsShort && r.WorkingSetGrowthRatio <= 1.2,
-                string.Create(Inv, $"live tensors {r.LiveTensorsShort} -> {r.LiveTensorsLong}; working set {Mb(r.WorkingSetShortBytes)} -> {Mb(r.WorkingSetLongBytes)}")));
+            t.Add(TrainingMemoryTarget(r));
         return t;
+    }
+
+    /// <summary>Memory in use may grow this much from the short to the long step and still count as no leak: a
+    /// quarter of one state of the smallest row (ngpu m=24, [32, 24, 4, 41] floats, 0.5 MiB), so one state tensor
+    /// kept per step, or a single state kept every few dozen steps, fails.</summary>
+    public const long InUseSlackBytes = 128 * 1024;
+
+    /// <summary>No leak: the live tensors do not grow, and the memory in use (C heap + managed heap) grows by at
+    /// most <see cref="InUseSlackBytes"/>; where the C heap cannot be read, the resident set within 1.2x instead.</summary>
+    public static TargetRow TrainingMemoryTarget(TrainRow r)
+    {
+        string detail = string.Create(Inv, $"live tensors {r.LiveTensorsShort} -> {r.LiveTensorsLong}; working set {Mb(r.WorkingSetShortBytes)} -> {Mb(r.WorkingSetLongBytes)} ({r.WorkingSetGrowthRatio:F2}x)");
+        bool tensors = r.LiveTensorsLong <= r.LiveTensorsShort;
+        if (r.InUseGrowthBytes is long growth)
+            return new TargetRow($"training_memory_{r.Arch}", string.Create(Inv, $"{r.Model}: no leak (live tensors equal, memory in use within +{InUseSlackBytes / 1024} KiB from step {r.StepsShort} to {r.StepsLong})"),
+                growth / 1024.0, tensors && growth <= InUseSlackBytes,
+                detail + string.Create(Inv, $"; in use {Mb(r.InUseShortBytes!.Value)} -> {Mb(r.InUseLongBytes!.Value)} ({(growth >= 0 ? "+" : "")}{growth / 1024.0:F0} KiB)"));
+        return new TargetRow($"training_memory_{r.Arch}", $"{r.Model}: no leak (live tensors equal, working set within 1.2x from step {r.StepsShort} to {r.StepsLong}; memory in use not readable here)",
+            r.WorkingSetGrowthRatio, tensors && r.WorkingSetGrowthRatio <= 1.2, detail);
     }
 
     public static string Mb(long bytes) => string.Create(Inv, $"{bytes / 1048576.0:F1} MiB");
@@ -658,10 +689,13 @@ public static class Bench
             L();
             L("## Training (paper presets, one size, batch as shown)");
             L();
-            L("| model | size k | n | batch | examples/s | s/step | working set (short / long) | steps (short / long) | live tensors (short / long) |");
-            L("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |");
+            L("| model | size k | n | batch | examples/s | s/step | steps (short / long) | live tensors (short / long) | in use (short / long) | working set (short / long) |");
+            L("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |");
             foreach (var x in r.Training)
-                L(string.Create(Inv, $"| {x.Model} | {x.Size} | {x.Length} | {x.Batch} | {x.ExamplesPerSecond:F1} | {x.SecondsPerStep:F3} | {Mb(x.WorkingSetShortBytes)} / {Mb(x.WorkingSetLongBytes)} | {x.StepsShort} / {x.StepsLong} | {x.LiveTensorsShort} / {x.LiveTensorsLong} |"));
+                L(string.Create(Inv, $"| {x.Model} | {x.Size} | {x.Length} | {x.Batch} | {x.ExamplesPerSecond:F1} | {x.SecondsPerStep:F3} | {x.StepsShort} / {x.StepsLong} | {x.LiveTensorsShort} / {x.LiveTensorsLong} | {(x.InUseGrowthBytes is null ? "not measured" : Mb(x.InUseShortBytes!.Value) + " / " + Mb(x.InUseLongBytes!.Value))} | {Mb(x.WorkingSetShortBytes)} / {Mb(x.WorkingSetLongBytes)} |"));
+            L();
+            L("In use: the C heap's blocks handed out (glibc's mallinfo2; libtorch's tensors live there) plus the managed heap, after a full collection. " +
+              "The working set also holds freed memory that training's heap settings keep and the holes between blocks, so it climbs while the heap settles and is not the leak test.");
         }
         BenchTraining.Markdown(r, L);
         return sb.ToString();

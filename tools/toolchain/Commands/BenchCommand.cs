@@ -11,7 +11,7 @@ public static class BenchCommand
         var quick = new Option<bool>("--quick") { Description = "fewer lengths and steps (under 5 minutes on 2 cores)" };
         var smoke = new Option<bool>("--smoke") { Description = "tiny sizes, seconds (tests)", Hidden = true };
         var outDir = new Option<string>("--out") { Description = "folder for bench.json and bench.md", DefaultValueFactory = _ => Path.Combine("reports", "bench") };
-        var section = new Option<string>("--section") { Description = "all (default), or training: only the peak, training speed and the step profile (written as bench-training.json/.md)", DefaultValueFactory = _ => "all" };
+        var section = new Option<string>("--section") { Description = "all (default), or training: only the peak, training speed and memory, seed packing and the step profile (written as bench-training.json/.md)", DefaultValueFactory = _ => "all" };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0: its default)", DefaultValueFactory = _ => 0 };
         var cmd = new Command("bench", "ONNX Runtime vs TorchSharp, loop vs unrolled, against the measured float32 peak, growth with n, training speed and memory; PASS/MISS per target")
         {
