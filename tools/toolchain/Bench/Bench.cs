@@ -543,11 +543,11 @@ public static class Bench
     }
 
     /// <summary>After a step: the resident set, the live tensors, and the bytes in use (the C heap's blocks handed
-    /// out, where libtorch's tensors live, plus the managed heap; -1 where the C heap's figure is not known). The
+    /// out, where libtorch's tensors live, plus the managed heap; null where the C heap's figure is not known). The
     /// resident set also holds freed memory the allocator keeps and the holes between its blocks: under training's
     /// heap settings (<see cref="Toolchain.Train.HeapSettings"/>) it climbs while the heap settles into a layout
-    /// (ngpu m=24: from 1.9 GB to about 2.45 GB over the first 250 steps, then level to step 560) with the
-    /// memory in use constant, so it is reported, and a leak is judged by what is in use.</summary>
+    /// (ngpu m=24, measured from outside: 1.66 GB at step 10, 2.43 GB at step 200, then level, 2.46 GB at step 560)
+    /// with the memory in use constant, so it is reported, and a leak is judged by what is in use.</summary>
     private static (long WorkingSet, long LiveTensors, long? InUse) Memory()
     {
         GC.Collect();
