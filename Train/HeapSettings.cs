@@ -41,20 +41,18 @@ public static class HeapSettings
     }
 
     /// <summary>Bytes the process's C heap has handed out and not yet taken back (glibc's mallinfo2: in-use
-    /// heap blocks plus mapped blocks), or -1 where that is not known (not Linux, or a glibc without mallinfo2).
+    /// heap blocks plus mapped blocks), or null where that is not known (not Linux, or a glibc without mallinfo2).
     /// Unlike the resident set, it does not count freed memory the allocator keeps, nor the holes between
     /// blocks, so it is what a leak of native memory (a tensor never freed) makes grow.</summary>
-    public static long NativeBytesInUse()
+    public static long? NativeBytesInUse()
     {
-        if (!OperatingSystem.IsLinux()) return -1;
+        if (!OperatingSystem.IsLinux()) return null;
         try
         {
             var m = mallinfo2();
             return checked((long)(m.Uordblks + m.Hblkhd));
         }
-        catch (DllNotFoundException) { return -1; }
-        catch (EntryPointNotFoundException) { return -1; }
-        catch (OverflowException) { return -1; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or OverflowException) { return null; }
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -135,6 +135,10 @@ public sealed record TrainRow(string Model, string Arch, int Maps, int Size, int
     /// <summary>Growth of the memory in use (C heap handed out + managed heap) from the short to the long step,
     /// or null where the C heap's figure is not known on this system (never shown as 0).</summary>
     public long? InUseGrowthBytes => InUseLongBytes - InUseShortBytes;
+
+    /// <summary>"short SEP long" in MiB, or "not measured".</summary>
+    public string InUseText(string separator) =>
+        InUseShortBytes is long a && InUseLongBytes is long b ? Bench.Mb(a) + separator + Bench.Mb(b) : "not measured";
 }
 public sealed record TargetRow(string Name, string Goal, double Value, bool Pass, string Detail);
 public sealed record BenchReport(string Mode, string Section, string Started, double Seconds, MachineInfo Machine, PeakResult Peak,
@@ -252,7 +256,7 @@ public static class Bench
         {
             var row = Train(o, spec);
             training.Add(row);
-            log(string.Create(Inv, $"training {row.Model,-12} size {row.Size} (n={row.Length}) batch {row.Batch}: {row.ExamplesPerSecond:F1} ex/s ({row.SecondsPerStep:F3} s/step); working set {Mb(row.WorkingSetShortBytes)} after {row.StepsShort} steps, {Mb(row.WorkingSetLongBytes)} after {row.StepsLong}; in use {(row.InUseGrowthBytes is null ? "not measured" : Mb(row.InUseShortBytes!.Value) + " -> " + Mb(row.InUseLongBytes!.Value))}; live tensors {row.LiveTensorsShort} -> {row.LiveTensorsLong}"));
+            log(string.Create(Inv, $"training {row.Model,-12} size {row.Size} (n={row.Length}) batch {row.Batch}: {row.ExamplesPerSecond:F1} ex/s ({row.SecondsPerStep:F3} s/step); working set {Mb(row.WorkingSetShortBytes)} after {row.StepsShort} steps, {Mb(row.WorkingSetLongBytes)} after {row.StepsLong}; in use {row.InUseText(" -> ")}; live tensors {row.LiveTensorsShort} -> {row.LiveTensorsLong}"));
         }
 
         var (speed, profile) = BenchTraining.Run(o, peak, log);
@@ -546,7 +550,7 @@ public static class Bench
     /// out, where libtorch's tensors live, plus the managed heap; null where the C heap's figure is not known). The
     /// resident set also holds freed memory the allocator keeps and the holes between its blocks: under training's
     /// heap settings (<see cref="Toolchain.Train.HeapSettings"/>) it climbs while the heap settles into a layout
-    /// (ngpu m=24, measured from outside: 1.66 GB at step 10, 2.43 GB at step 200, then level, 2.46 GB at step 560)
+    /// (ngpu m=24, measured from outside: 1,622 MiB at step 10, 2,370 MiB at step 200, then level, 2,403 MiB at step 560)
     /// with the memory in use constant, so it is reported, and a leak is judged by what is in use.</summary>
     private static (long WorkingSet, long LiveTensors, long? InUse) Memory()
     {
@@ -555,8 +559,7 @@ public static class Bench
         GC.Collect();
         using var p = Process.GetCurrentProcess();
         p.Refresh();
-        long native = Toolchain.Train.HeapSettings.NativeBytesInUse();
-        return (p.WorkingSet64, DisposeScopeManager.Statistics.ThreadTotalLiveCount, native < 0 ? null : native + GC.GetTotalMemory(false));
+        return (p.WorkingSet64, DisposeScopeManager.Statistics.ThreadTotalLiveCount, Toolchain.Train.HeapSettings.NativeBytesInUse() + GC.GetTotalMemory(false));
     }
 
     // ---------------------------------------------------------------- targets and output
@@ -617,7 +620,7 @@ public static class Bench
         if (r.InUseGrowthBytes is long growth)
             return new TargetRow($"training_memory_{r.Arch}", string.Create(Inv, $"{r.Model}: no leak (live tensors equal, memory in use within +{InUseSlackBytes / 1024} KiB from step {r.StepsShort} to {r.StepsLong})"),
                 growth / 1024.0, tensors && growth <= InUseSlackBytes,
-                detail + string.Create(Inv, $"; in use {Mb(r.InUseShortBytes!.Value)} -> {Mb(r.InUseLongBytes!.Value)} ({(growth >= 0 ? "+" : "")}{growth / 1024.0:F0} KiB)"));
+                detail + string.Create(Inv, $"; in use {r.InUseText(" -> ")} ({(growth >= 0 ? "+" : "")}{growth / 1024.0:F0} KiB)"));
         return new TargetRow($"training_memory_{r.Arch}", $"{r.Model}: no leak (live tensors equal, working set within 1.2x from step {r.StepsShort} to {r.StepsLong}; memory in use not readable here)",
             r.WorkingSetGrowthRatio, tensors && r.WorkingSetGrowthRatio <= 1.2, detail);
     }
@@ -692,7 +695,7 @@ public static class Bench
             L("| model | size k | n | batch | examples/s | s/step | steps (short / long) | live tensors (short / long) | in use (short / long) | working set (short / long) |");
             L("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- |");
             foreach (var x in r.Training)
-                L(string.Create(Inv, $"| {x.Model} | {x.Size} | {x.Length} | {x.Batch} | {x.ExamplesPerSecond:F1} | {x.SecondsPerStep:F3} | {x.StepsShort} / {x.StepsLong} | {x.LiveTensorsShort} / {x.LiveTensorsLong} | {(x.InUseGrowthBytes is null ? "not measured" : Mb(x.InUseShortBytes!.Value) + " / " + Mb(x.InUseLongBytes!.Value))} | {Mb(x.WorkingSetShortBytes)} / {Mb(x.WorkingSetLongBytes)} |"));
+                L(string.Create(Inv, $"| {x.Model} | {x.Size} | {x.Length} | {x.Batch} | {x.ExamplesPerSecond:F1} | {x.SecondsPerStep:F3} | {x.StepsShort} / {x.StepsLong} | {x.LiveTensorsShort} / {x.LiveTensorsLong} | {x.InUseText(" / ")} | {Mb(x.WorkingSetShortBytes)} / {Mb(x.WorkingSetLongBytes)} |"));
             L();
             L("In use: the C heap's blocks handed out (glibc's mallinfo2; libtorch's tensors live there) plus the managed heap, after a full collection. " +
               "The working set also holds freed memory that training's heap settings keep and the holes between blocks, so it climbs while the heap settles and is not the leak test.");
