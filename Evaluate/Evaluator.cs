@@ -251,7 +251,7 @@ public static class Evaluator
             var remaining = groups.Skip(levelNo).SelectMany(g => g).Where(u => !done.ContainsKey(u.Key)).ToList();
             if (first.IsCase) continue; // logged case by case above
             log($"[{levelNo}/{groups.Count}] {what,-12} size {first.Size:N0}, length {maxLen:N0}: {examples} examples, {exact} exact, " +
-                $"{examples / Math.Max(secs, 1e-9):N0} ex/s, {tokens / Math.Max(secs, 1e-9):N0} tok/s; ETA {BudgetPlanner.Duration(rate.Estimate(remaining))}");
+                $"{ReportWriter.Rate(examples / Math.Max(secs, 1e-9))} ex/s, {ReportWriter.Rate(tokens / Math.Max(secs, 1e-9))} tok/s; ETA {BudgetPlanner.Duration(rate.Estimate(remaining))}");
         }
 
         BreakPointResult? bp = null;

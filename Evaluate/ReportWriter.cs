@@ -18,7 +18,24 @@ public static class ReportWriter
         AtomicFile.Write(Path.Combine(dir, "index.html"), Html(r, failures));
     }
 
-    public static string Pct(double v) => (v * 100).ToString("0.0", CultureInfo.InvariantCulture) + "%";
+    /// <summary>A fraction as a percentage with one decimal, and more where one would round a value that is not 1 up
+    /// to "100.0%" or a value above 0 down to "0.0%" (99.966% of symbols right is "99.97%", not "100.0%").</summary>
+    public static string Pct(double v)
+    {
+        double p = v * 100;
+        string text = p.ToString("0.0", CultureInfo.InvariantCulture);
+        for (int decimals = 2; decimals <= 9 && ((v < 1 && text.StartsWith("100", StringComparison.Ordinal)) || (v > 0 && double.Parse(text, CultureInfo.InvariantCulture) == 0)); decimals++)
+            text = p.ToString("0." + new string('0', decimals), CultureInfo.InvariantCulture);
+        return text + "%";
+    }
+
+    /// <summary>A rate (examples or tokens per second) with its significant digits: "1,234", "3.5", "0.016", never
+    /// "0" for a rate that was measured above 0.</summary>
+    public static string Rate(double v) =>
+        v >= 100 ? v.ToString("N0", CultureInfo.InvariantCulture)
+        : v >= 1 ? v.ToString("0.#", CultureInfo.InvariantCulture)
+        : v.ToString("0.###", CultureInfo.InvariantCulture) is var t && (t != "0" || v == 0) ? t
+        : v.ToString("G2", CultureInfo.InvariantCulture);
     private static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
     private static string Mult(LevelResult l) => l.Exhaustive ? "exhaustive" : "x" + l.Multiple.ToString("0.##", CultureInfo.InvariantCulture);
 
@@ -77,7 +94,7 @@ public static class ReportWriter
         {
             sb.Append("\n| level | length | examples | seconds | examples/s | token-steps/s |\n| --- | ---: | ---: | ---: | ---: | ---: |\n");
             foreach (var t in r.Timing)
-                sb.Append($"| {M(t.Level)} | {N(t.Length)} | {t.Examples} | {t.Seconds.ToString("0.###", CultureInfo.InvariantCulture)} | {t.ExamplesPerSecond.ToString("N0", CultureInfo.InvariantCulture)} | {t.TokenStepsPerSecond.ToString("N0", CultureInfo.InvariantCulture)} |\n");
+                sb.Append($"| {M(t.Level)} | {N(t.Length)} | {t.Examples} | {t.Seconds.ToString("0.###", CultureInfo.InvariantCulture)} | {Rate(t.ExamplesPerSecond)} | {Rate(t.TokenStepsPerSecond)} |\n");
         }
         return sb.ToString();
     }

@@ -310,7 +310,8 @@ public sealed record RunConfig
                 $"{name} must be a number from 1 to 8 in hundredths, such as {example} (1 = {one}, as the references)");
             Require(factor == 1 || Arch is "ngpu" or "dngpu", $"{name} {what}: it needs arch ngpu or dngpu");
         }
-        Require(Toolchain.Suites.TaskRegistry.TryGet(Task) is not null, $"unknown task '{Task}'");
+        Require(Toolchain.Suites.TaskRegistry.TryGet(Task) is not null,
+            $"unknown task '{Task}'; known tasks: {string.Join(", ", Toolchain.Suites.TaskRegistry.All.Select(t => t.Name))}");
         Require(Models.ModelRegistry.Names.Contains(Arch), $"unknown architecture '{Arch}'; architectures: {string.Join(", ", Models.ModelRegistry.Names)}");
         Require(TrainLength >= 1, "train_length must be at least 1");
         Require(Steps >= 0, "steps must be at least 0");

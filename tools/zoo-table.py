@@ -12,10 +12,19 @@ def wall(seconds):
     return f"{round(seconds / 60)} min" if seconds >= 60 else f"{round(seconds)} s"
 
 
+def pct(v):
+    """One decimal, more where one would show a value below 1 as 100.0% or a value above 0 as 0.0%."""
+    for decimals in range(1, 10):
+        text = f"{v * 100:.{decimals}f}"
+        if not ((v < 1 and text.startswith("100")) or (v > 0 and float(text) == 0)):
+            break
+    return text + "%"
+
+
 def cell(level):
     if not level or level.get("status") not in ("complete", "trimmed"):
         return "not graded"
-    return f"{level['sequence_accuracy'] * 100:.1f}%" + ("*" if level["status"] == "trimmed" else "")
+    return pct(level["sequence_accuracy"]) + ("*" if level["status"] == "trimmed" else "")
 
 
 bars = []

@@ -126,6 +126,10 @@ public class ProbeToolsTests
             .And.Contain("| `c` | 1,600 (after 6,000 at size 10, then 1,600 at size 20) | 2.5 h (all 3 stages) | not graded | 100.0% |")
             .And.Contain("\n- `a` on `zoo/suites/badd-bar.yaml` (seed 5): not met: 100x powers_of_two 6 of 16 exact (sequence accuracy: 1x 100.0%, 100x 96.9%)\n");
         table.Out.Should().NotContain("- `b`", "only a card with a bar is listed under the bars");
+        File.WriteAllText(Path.Combine(models, "e.card.json"), "{\"name\": \"e\", \"steps\": 10, \"wall_time_seconds\": 30, \"break_point\": \"x: exact up to 1\", " +
+            "\"levels\": {\"1x\": {" + complete + "0.99966}, \"10x\": {" + complete + "0.0004}}}");
+        Python(Path.Combine(ZooTests.RepoRoot(), "tools", "zoo-table.py"), models).Out
+            .Should().Contain("| `e` | 10 | 30 s | not graded | 99.97% | 0.04% | not graded |", "a miss is never shown as 100.0%, a hit never as 0.0%");
 
         // a bar met by rules (zoo.yaml bar_gates) lists each rule's value; a level that was not graded is "not measured", never 0
         File.WriteAllText(Path.Combine(models, "d.card.json"), "{\"name\": \"d\", \"steps\": 100, \"wall_time_seconds\": 60, \"break_point\": \"x: exact up to 1\", " +

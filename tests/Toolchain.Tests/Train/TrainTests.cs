@@ -515,6 +515,8 @@ public class TrainTests : IDisposable
         FluentActions.Invoking(() => c.With(["maps=many"])).Should().Throw<ArgumentException>().WithMessage("setting 'maps' expects a whole number*");
         FluentActions.Invoking(() => c.With(["curriculum=maybe"])).Should().Throw<ArgumentException>().WithMessage("*true or false*");
         FluentActions.Invoking(() => (c with { Arch = "rnn" }).Validate()).Should().Throw<ArgumentException>().WithMessage("*architectures*");
+        FluentActions.Invoking(() => (c with { Task = "bmull" }).Validate()).Should().Throw<ArgumentException>()
+            .WithMessage("unknown task 'bmull'; known tasks: *bmul_zeros*");
         FluentActions.Invoking(() => RunConfig.Preset("fast", "dngpu", "badd")).Should().Throw<ArgumentException>().WithMessage("*presets*");
         FluentActions.Invoking(() => c.With(["probe_every=100", "probe_sizes=40,x"]).Validate()).Should().Throw<ArgumentException>().WithMessage("probe_sizes: 'x' is not a size*");
         FluentActions.Invoking(() => (c with { Arch = "gru", EmbedClip = true }).Validate()).Should().Throw<ArgumentException>().WithMessage("embed_clip and embed_dropout are dngpu settings");
