@@ -87,7 +87,7 @@ public static class Plot
             }
             foreach (var p in pts)
             {
-                string tip = $"{series[i].Name}: {Tick(p.X)}, {F(p.Y * 100)}%";
+                string tip = $"{series[i].Name}: {Tick(p.X)}, {ReportWriter.Pct(p.Y)}";
                 sb.Append(Marker(marker, Xv(p.X), Yv(p.Y), color, tip)).Append('\n');
             }
             double ly = top + 10 + i * legendRow, lx = left + pw + 12;

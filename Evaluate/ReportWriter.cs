@@ -22,11 +22,10 @@ public static class ReportWriter
     /// to "100.0%" or a value above 0 down to "0.0%" (99.966% of symbols right is "99.97%", not "100.0%").</summary>
     public static string Pct(double v)
     {
-        double p = v * 100;
-        string text = p.ToString("0.0", CultureInfo.InvariantCulture);
-        for (int decimals = 2; decimals <= 9 && ((v < 1 && text.StartsWith("100", StringComparison.Ordinal)) || (v > 0 && double.Parse(text, CultureInfo.InvariantCulture) == 0)); decimals++)
-            text = p.ToString("0." + new string('0', decimals), CultureInfo.InvariantCulture);
-        return text + "%";
+        bool Misleading(double shown) => (v < 1 && shown >= 100) || (v > 0 && shown == 0);
+        int decimals = 1;
+        while (decimals < 9 && Misleading(Math.Round(v * 100, decimals, MidpointRounding.AwayFromZero))) decimals++;
+        return (v * 100).ToString("F" + decimals, CultureInfo.InvariantCulture) + "%";
     }
 
     /// <summary>A rate (examples or tokens per second) with its significant digits: "1,234", "3.5", "0.016", never
@@ -34,8 +33,9 @@ public static class ReportWriter
     public static string Rate(double v) =>
         v >= 100 ? v.ToString("N0", CultureInfo.InvariantCulture)
         : v >= 1 ? v.ToString("0.#", CultureInfo.InvariantCulture)
-        : v.ToString("0.###", CultureInfo.InvariantCulture) is var t && (t != "0" || v == 0) ? t
+        : v == 0 ? "0"
         : v.ToString("G2", CultureInfo.InvariantCulture);
+
     private static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
     private static string Mult(LevelResult l) => l.Exhaustive ? "exhaustive" : "x" + l.Multiple.ToString("0.##", CultureInfo.InvariantCulture);
 

@@ -26,4 +26,11 @@ public class NumberFormatTests
     [InlineData(0.0, "0")]
     public void Rates_keep_their_significant_digits(double value, string expected) =>
         ReportWriter.Rate(value).Should().Be(expected);
+
+    [Fact]
+    public void A_plot_point_names_its_value_as_the_tables_do()
+    {
+        string svg = Plot.Svg([new Plot.Series("random", [(41, 1.0), (401, 0.99966), (4001, 0.0004)])], "t");
+        svg.Should().Contain("random: 41, 100.0%").And.Contain("random: 401, 99.97%").And.Contain("random: 4,001, 0.04%");
+    }
 }
