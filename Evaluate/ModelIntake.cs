@@ -21,7 +21,8 @@ public sealed record ModelInfo(
     bool HasMetadata,
     long IrVersion,
     long Opset,
-    IReadOnlyList<ModelInfo>? Members = null)
+    IReadOnlyList<ModelInfo>? Members = null,
+    IReadOnlyList<EnsembleMember>? JoinedMembers = null)
 {
     /// <summary>Exponent of cost growth per example in the length: the Neural GPU archs run n steps over n
     /// positions (length^2); the others are taken as linear unless fitted.</summary>
@@ -43,7 +44,8 @@ public sealed record ModelInfo(
         catch (JsonException) { return null; }
     }
 
-    public string Label => Members is null ? $"{Task.Name}/{Arch}" : $"{Task.Name}/{Arch} ensemble of {Members.Count}";
+    public string Label => Members is not null ? $"{Task.Name}/{Arch} ensemble of {Members.Count}"
+        : JoinedMembers is not null ? $"{Task.Name}/{Arch} ensemble of {JoinedMembers.Count} in one file" : $"{Task.Name}/{Arch}";
 }
 
 /// <summary>
@@ -214,7 +216,31 @@ public static class ModelIntake
             meta.GetValueOrDefault("toolchain.arch") ?? "unknown",
             meta.GetValueOrDefault("toolchain.config"),
             meta.GetValueOrDefault("toolchain.source"),
-            hasMeta, header.IrVersion, opset);
+            hasMeta, header.IrVersion, opset)
+        { JoinedMembers = meta.TryGetValue("toolchain.ensemble", out var joined) ? JoinedList(joined) : null };
+    }
+
+    /// <summary>The members an ensemble file (`toolchain export --ensemble`) lists in its `toolchain.ensemble` metadata:
+    /// each one's file, SHA-256, architecture and config; null when the value is not such a list (it only describes
+    /// the model: grading does not depend on it).</summary>
+    private static List<EnsembleMember>? JoinedList(string json)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            if (doc.RootElement.ValueKind != JsonValueKind.Array) return null;
+            var list = new List<EnsembleMember>();
+            foreach (var m in doc.RootElement.EnumerateArray())
+            {
+                if (m.ValueKind != JsonValueKind.Object) return null;
+                string? Text(string key) => m.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+                var config = m.TryGetProperty("config", out var c) && c.ValueKind == JsonValueKind.Object ? c : (JsonElement?)null;
+                string arch = config is { } cfg && cfg.TryGetProperty("arch", out var a) && a.ValueKind == JsonValueKind.String ? a.GetString()! : "unknown";
+                list.Add(new EnsembleMember(Text("source") ?? "unknown", Text("sha256") ?? "unknown", arch, config?.GetRawText()));
+            }
+            return list.Count > 0 ? list : null;
+        }
+        catch (JsonException) { return null; }
     }
 
     private static string Short(string s) => s.Length > 60 ? s[..60] + "..." : s;

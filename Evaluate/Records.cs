@@ -136,7 +136,8 @@ public sealed record BreakPointResult
 public sealed record ToolInfo(string Name, string Version, string? GitCommit);
 
 /// <summary>The graded model; for an ensemble (eval --ensemble) the first member's fields, named after every
-/// member, with a SHA-256 over the members' hashes and the members listed in <c>Ensemble</c>.</summary>
+/// member, with a SHA-256 over the members' hashes and the members listed in <c>Ensemble</c>; for one file that joins
+/// an ensemble (export --ensemble) its own fields, with the members its metadata lists in <c>Ensemble</c>.</summary>
 public sealed record ModelSection(string File, string Sha256, long Bytes, string Task, string Arch, int TrainLength, string? Config, string? Source,
     bool Metadata, long IrVersion, long Opset, List<EnsembleMember>? Ensemble = null);
 

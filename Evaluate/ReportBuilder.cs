@@ -8,7 +8,7 @@ public static class ReportBuilder
 
     public static ModelSection Model(ModelInfo m) =>
         new(m.FileName, m.Sha256, m.Bytes, m.Task.Name, m.Arch, m.TrainLength, m.ConfigJson, m.Source, m.HasMetadata, m.IrVersion, m.Opset,
-            m.Members?.Select(e => new EnsembleMember(e.FileName, e.Sha256, e.Arch, e.ConfigJson)).ToList());
+            m.Members?.Select(e => new EnsembleMember(e.FileName, e.Sha256, e.Arch, e.ConfigJson)).ToList() ?? m.JoinedMembers?.ToList());
 
     public static Results Build(IReadOnlyList<RunPlan> plans, ModelSection model, SuiteSection suite, RunSection run,
         IReadOnlyCollection<UnitRecord> records, BreakPointResult? breakPoint, IEnumerable<string> notes)

@@ -313,7 +313,7 @@ public static class ModelExporter
     }
 
     /// <summary>Valid task inputs (random family) of one size, flattened [batch, length].</summary>
-    private static long[] ParityInputs(AlgorithmicTask task, int size, int length, int batch)
+    public static long[] ParityInputs(AlgorithmicTask task, int size, int length, int batch)
     {
         var tokens = new long[batch * length];
         var rng = Rng.For(0x5EEDUL, "parity", task.Name, size);

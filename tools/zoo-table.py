@@ -43,6 +43,11 @@ for path in sorted(models.glob("*.card.json")):
         seconds = f"{wall(total)} (" + ("both" if len(stages) == 1 else f"all {len(stages) + 1} stages") + ")"
         if origin.get("chain_end", "a fresh initialization") != "a fresh initialization":
             seconds += ", and earlier stages not known"
+    members = card.get("ensemble")  # one file joining several models (zoo.yaml `members:`): each member's training
+    if members:
+        origins = [m["init_from"] for m in members if m.get("init_from")]
+        steps = f"{card['steps']:,} (an ensemble of {len(members)}: " + ", ".join(f"{o['steps']:,}" for o in origins) + f" at size {origins[0]['train_length']})"
+        seconds = f"{wall(max(o['wall_time_seconds'] for o in origins))} (the longest member's run)"
     row = [f"`{card['name']}`", steps, seconds] + [cell(got.get(l)) for l in levels] + [point]
     print("| " + " | ".join(row) + " |")
     if card.get("bar"):  # a second suite the zoo graded the model on (zoo.yaml `bar:`)

@@ -107,7 +107,9 @@ public static class MentalImageRenderer
         {
             ModelIntake.CheckSignature(path, runner.Session, task.Vocab.Count);
             if (!runner.Session.OutputMetadata.ContainsKey("states"))
-                throw new EvaluationException($"model '{path}' has no 'states' output (the network's state at every step): re-export with `toolchain export RUN --with-states`");
+                throw new EvaluationException(info.JoinedMembers is { } members
+                    ? $"model '{path}' is an ensemble of {members.Count} in one file (export --ensemble): its members' states are not kept; visualize one member, exported with `toolchain export RUN --with-states`"
+                    : $"model '{path}' has no 'states' output (the network's state at every step): re-export with `toolchain export RUN --with-states`");
             return RunOnce(runner, info, example, req);
         }
     }

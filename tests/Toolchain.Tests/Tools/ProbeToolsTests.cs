@@ -131,6 +131,14 @@ public class ProbeToolsTests
         Python(Path.Combine(ZooTests.RepoRoot(), "tools", "zoo-table.py"), models).Out
             .Should().Contain("| `e` | 10 | 30 s | not graded | 99.97% | 0.04% | not graded |", "a miss is never shown as 100.0%, a hit never as 0.0%");
 
+        // an ensemble (zoo.yaml members:) counts each member's training; its wall time is the longest member run's
+        File.WriteAllText(Path.Combine(models, "f.card.json"), "{\"name\": \"f\", \"steps\": 0, \"wall_time_seconds\": 0, \"break_point\": \"x: exact up to 1\", " +
+            "\"init_from\": {\"steps\": 6037, \"train_length\": 20, \"wall_time_seconds\": 7200}, \"ensemble\": [" +
+            "{\"init_from\": {\"steps\": 6037, \"train_length\": 20, \"wall_time_seconds\": 7200}}, {\"init_from\": {\"steps\": 14050, \"train_length\": 20, \"wall_time_seconds\": 16200}}], " +
+            "\"levels\": {\"1x\": {" + complete + "1}}}");
+        Python(Path.Combine(ZooTests.RepoRoot(), "tools", "zoo-table.py"), models).Out
+            .Should().Contain("| `f` | 0 (an ensemble of 2: 6,037, 14,050 at size 20) | 4.5 h (the longest member's run) | not graded | 100.0% |");
+
         // a bar met by rules (zoo.yaml bar_gates) lists each rule's value; a level that was not graded is "not measured", never 0
         File.WriteAllText(Path.Combine(models, "d.card.json"), "{\"name\": \"d\", \"steps\": 100, \"wall_time_seconds\": 60, \"break_point\": \"x: exact up to 1\", " +
             "\"levels\": {\"1x\": {" + complete + "1}}, \"bar\": {\"suite\": {\"source\": \"zoo/suites/bmul-bar.yaml\", \"seed\": 7}, " +

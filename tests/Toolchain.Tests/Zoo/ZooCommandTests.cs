@@ -12,10 +12,13 @@ public class ZooCommandTests
         string root = ZooTests.RepoRoot();
         var entries = Toolchain.Cli.Commands.ZooCommand.Load(Path.Combine(root, "zoo", "zoo.yaml"));
         entries.Select(e => e.Name).Should().OnlyHaveUniqueItems();
-        foreach (var e in entries)
+        // an ensemble's members are entries of their own, each made in runs/NAME/member-i
+        var runs = entries.SelectMany(e => e.Members is null
+            ? [(Entry: e, Run: Path.Combine(root, "zoo", "runs", e.Name))]
+            : e.Members.Select((_, i) => (Entry: e.Member(i), Run: Toolchain.Cli.Commands.ZooEntry.MemberDir(Path.Combine(root, "zoo", "runs", e.Name), i))));
+        foreach (var (e, run) in runs)
         {
             var config = Toolchain.Cli.Commands.ZooCommand.Config(e, threads: 1); // throws on a bad preset or setting
-            string run = Path.Combine(root, "zoo", "runs", e.Name);
             if (Toolchain.Train.Checkpoint.InDirectory(run).Count == 0) continue;
             // a run directory's newest checkpoint must be resumable with the entry's configuration (TryResume
             // throws on a different one); nothing is written
@@ -380,6 +383,54 @@ public class ZooCommandTests
         marked.BarRules!.Single().Describe().Should().Be(Toolchain.Evaluate.Gates.Load(tmp["gates.yaml"]).Single().Describe());
         marked.BarGatesSha256.Should().Be(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(tmp["gates.yaml"]))))
             .And.NotBe(e.BarGatesSha256);
+    }
+
+    [Fact]
+    public void An_ensemble_entry_makes_its_members_joins_them_into_one_model_and_its_card_lists_every_member()
+    {
+        using var tmp = new Toolchain.Tests.Evaluate.TempDir();
+        string a = Path.Combine(tmp.Path, "runs", "a", Toolchain.Train.Checkpoint.FileName(2));
+        string b = Path.Combine(tmp.Path, "runs", "b", Toolchain.Train.Checkpoint.FileName(3));
+        File.WriteAllText(tmp["zoo.yaml"], $$"""
+            models:
+              - {name: a, task: copy, arch: cnn, preset: tiny, steps: 2, set: [seed=1]}
+              - {name: b, task: copy, arch: cnn, preset: tiny, steps: 3, set: [seed=2]}
+              - {name: ens, task: copy, arch: cnn, preset: tiny, steps: 0, members: ["{{a}}", "{{b}}"], set: [seed=1]}
+            """);
+        string models = tmp["models"];
+
+        var (code, output, err) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--models", models, "--eval-minutes", "0.05");
+
+        code.Should().Be(0, output + err);
+        output.Should().Contain("== ens: the ensemble of 2 exported (parity against the members");
+        foreach (int i in new[] { 1, 2 })
+            Toolchain.Train.Checkpoint.InDirectory(Path.Combine(tmp.Path, "runs", "ens", $"member-{i}")).Should().ContainSingle($"member {i} is made in its own run folder");
+        JsonNode Card(string name) => JsonNode.Parse(File.ReadAllText(Path.Combine(models, name + ".card.json")))!;
+        var members = Card("ens")["ensemble"]!.AsArray();
+        members.Select(m => m!["init_from"]!["path"]!.GetValue<string>()).Should().Equal(a, b);
+        members.Select(m => m!["init_from"]!["sha256"]!.GetValue<string>()).Should().Equal(Card("a")["checkpoint_sha256"]!.GetValue<string>(), Card("b")["checkpoint_sha256"]!.GetValue<string>());
+        members.Select(m => m!["init_from"]!["steps"]!.GetValue<long>()).Should().Equal(2, 3);
+        var model = Toolchain.Export.Onnx.Proto.ModelProto.Parser.ParseFrom(File.ReadAllBytes(Path.Combine(models, "ens.onnx")));
+        var listed = JsonNode.Parse(model.MetadataProps.Single(p => p.Key == Toolchain.Export.Onnx.EnsembleWriter.MembersKey).Value)!.AsArray();
+        listed.Select(m => m!["sha256"]!.GetValue<string>()).Should().Equal(members.Select(m => m!["model_sha256"]!.GetValue<string>()));
+        Card("ens")["levels"]!["1x"]!["samples"]!.GetValue<int>().Should().BeGreaterThan(0, "the joined model was graded");
+        File.Exists(Path.Combine(models, "ens.report", "results.json")).Should().BeTrue();
+    }
+
+    [Fact]
+    public void A_malformed_ensemble_entry_is_refused_when_the_zoo_is_read()
+    {
+        using var tmp = new Toolchain.Tests.Evaluate.TempDir();
+        void Refused(string entry, string message)
+        {
+            File.WriteAllText(tmp["zoo.yaml"], "models:\n  - " + entry + "\n");
+            FluentActions.Invoking(() => Toolchain.Cli.Commands.ZooCommand.Load(tmp["zoo.yaml"]))
+                .Should().Throw<Toolchain.Cli.UserError>().WithMessage(message);
+        }
+        Refused("{name: e, task: copy, arch: cnn, steps: 0, members: [a.tckpt]}", "*zoo.yaml:2: e has 1 member; an ensemble needs at least two*");
+        Refused("{name: e, task: copy, arch: cnn, steps: 5, members: [a.tckpt, b.tckpt]}", "*zoo.yaml:2: e is an ensemble with steps: 5*steps: 0*");
+        Refused("{name: e, task: copy, arch: cnn, steps: 0, members: [a.tckpt, b.tckpt], set: [init_from=c.tckpt]}", "*e sets init_from and has members*");
+        Refused("{name: e, task: copy, arch: cnn, steps: 0, members: a.tckpt}", "*zoo.yaml:2: members must be a list of checkpoint files*");
     }
 
     [Fact]

@@ -24,8 +24,19 @@ namespace Toolchain.Cli.Commands;
 /// file as `toolchain compare --gate` reads, checked against the bar's results): a bar of per-symbol accuracy, say. The
 /// bar is then met when every planned level was graded in full, every pinned case is exact and every rule passes.
 /// Null: every example of the bar exact.</param>
-public sealed record ZooEntry(string Name, string Task, string Arch, string? Preset, int Steps, IReadOnlyList<string> Set, string? Note = null, double[]? Parity = null, string? Bar = null, string? BarGates = null)
+/// <param name="Members">An ensemble entry (`members: [CKPT, ...]`, two or more checkpoint files, `steps: 0`): member i is
+/// the entry's settings with init_from = the i-th checkpoint, made in runs/NAME/member-i; the members are exported
+/// without states and joined into one ONNX model (<see cref="EnsembleWriter"/>), which is what is graded and published.
+/// Null: one model.</param>
+public sealed record ZooEntry(string Name, string Task, string Arch, string? Preset, int Steps, IReadOnlyList<string> Set, string? Note = null, double[]? Parity = null, string? Bar = null, string? BarGates = null,
+    IReadOnlyList<string>? Members = null)
 {
+    /// <summary>Member <paramref name="i"/> of an ensemble entry: the entry's settings, warm-started from its checkpoint.</summary>
+    public ZooEntry Member(int i) => this with { Set = [.. Set, "init_from=" + Members![i]], Members = null };
+
+    /// <summary>The run folder of member <paramref name="i"/> (from 0) inside the entry's run folder.</summary>
+    public static string MemberDir(string runDir, int i) => Path.Combine(runDir, $"member-{i + 1}");
+
     /// <summary>Where the bar's file was found (see <see cref="ZooCommand.Load"/>); the card names <see cref="Bar"/> as written.</summary>
     public string? BarPath { get; init; }
 
@@ -101,6 +112,20 @@ public static class ZooCommand
             {
                 if (cancel.IsCancellationRequested) break;
                 string runDir = Path.Combine(runs, e.Name);
+                if (e.Members is not null && !r.GetValue(regrade))
+                {
+                    if (r.GetValue(compact))
+                    {
+                        Cli.Line(w, $"== {e.Name}: nothing to compact: an ensemble's members are made from checkpoints kept elsewhere");
+                        continue;
+                    }
+                    if (!r.GetValue(noTrain))
+                        for (int i = 0; i < e.Members.Count && !cancel.IsCancellationRequested; i++)
+                            Train(e.Member(i), ZooEntry.MemberDir(runDir, i), r.GetValue(threads), dev, w, cancel);
+                    if (cancel.IsCancellationRequested || Enumerable.Range(0, e.Members.Count).Any(i => Checkpoint.InDirectory(ZooEntry.MemberDir(runDir, i)).Count == 0)) continue;
+                    if (!PublishEnsemble(e, runDir, outDir, budgets, w)) failed.Add(e.Name);
+                    continue;
+                }
                 if (r.GetValue(compact))
                 {
                     if (!Compact(e, runDir, w)) failed.Add(e.Name);
@@ -135,6 +160,11 @@ public static class ZooCommand
             string Get(string key) => m.Children.TryGetValue(new YamlScalarNode(key), out var v) ? ((YamlScalarNode)v).Value! : throw new UserError($"{path}:{m.Start.Line}: zoo entry without '{key}'");
             string? Opt(string key) => m.Children.TryGetValue(new YamlScalarNode(key), out var v) ? ((YamlScalarNode)v).Value : null;
             var set = m.Children.TryGetValue(new YamlScalarNode("set"), out var s) ? ((YamlSequenceNode)s).Children.Select(x => ((YamlScalarNode)x).Value!).ToList() : [];
+            List<string>? members = null;
+            if (m.Children.TryGetValue(new YamlScalarNode("members"), out var ms))
+                members = ms is YamlSequenceNode seq && seq.Children.All(x => x is YamlScalarNode { Value.Length: > 0 })
+                    ? seq.Children.Select(x => ((YamlScalarNode)x).Value!).ToList()
+                    : throw new UserError($"{path}:{ms.Start.Line}: members must be a list of checkpoint files, e.g. members: [zoo/runs/A/ckpt-00020000.tckpt, zoo/runs/B/ckpt-00020000.tckpt]");
             double[]? parity;
             try { parity = Opt("parity") is string text ? ExportOptions.ParseMultiples(text, "parity") : null; }
             catch (ArgumentException x) { throw new UserError($"{path}:{m.Start.Line}: {x.Message}"); }
@@ -142,7 +172,13 @@ public static class ZooCommand
             foreach (var key in m.Children.Keys)
                 if (key is not YamlScalarNode { Value: { } k } || !EntryFields.Contains(k))
                     throw new UserError($"{path}:{key.Start.Line}: unknown field '{(key as YamlScalarNode)?.Value}' in a zoo entry; the fields are: {string.Join(", ", EntryFields)}");
-            var entry = new ZooEntry(Get("name"), Get("task"), Get("arch"), Opt("preset"), int.Parse(Get("steps"), CultureInfo.InvariantCulture), set, Opt("note"), parity, Opt("bar"), Opt("bar_gates"));
+            var entry = new ZooEntry(Get("name"), Get("task"), Get("arch"), Opt("preset"), int.Parse(Get("steps"), CultureInfo.InvariantCulture), set, Opt("note"), parity, Opt("bar"), Opt("bar_gates"), members);
+            if (members is not null)
+            {
+                if (members.Count < 2) throw new UserError($"{path}:{m.Start.Line}: {entry.Name} has {members.Count} member; an ensemble needs at least two checkpoints");
+                if (entry.Steps != 0) throw new UserError($"{path}:{m.Start.Line}: {entry.Name} is an ensemble with steps: {entry.Steps}; its members are made from their checkpoints without training (steps: 0)");
+                if (set.Any(x => x.StartsWith("init_from=", StringComparison.Ordinal))) throw new UserError($"{path}:{m.Start.Line}: {entry.Name} sets init_from and has members; each member's init_from is its checkpoint in members");
+            }
             if (entry.BarGates is not null && entry.Bar is null)
                 throw new UserError($"{path}:{m.Start.Line}: {entry.Name} has bar_gates but no bar; bar_gates says what meeting the bar suite means, so give the suite as bar: FILE");
             // a relative bar is a path from the directory the zoo runs in, or else from the zoo file's folder or the
@@ -168,7 +204,7 @@ public static class ZooCommand
         return list;
     }
 
-    private static readonly string[] EntryFields = ["name", "task", "arch", "preset", "steps", "set", "note", "parity", "bar", "bar_gates"];
+    private static readonly string[] EntryFields = ["name", "task", "arch", "preset", "steps", "set", "note", "parity", "bar", "bar_gates", "members"];
 
     /// <summary>A relative file of an entry that is not found from the working directory, looked for beside the zoo
     /// file and in the folder above it; null when it is found where written (or nowhere: the reader says so).</summary>
@@ -179,7 +215,8 @@ public static class ZooCommand
         return new[] { folder, Path.GetDirectoryName(folder) }.OfType<string>().Select(d => Path.Combine(d, file)).FirstOrDefault(File.Exists);
     }
 
-    public static RunConfig Config(ZooEntry e, int threads, string device = "cpu") =>
+    /// <summary>The entry's run configuration; an ensemble entry's is its first member's (the card's config).</summary>
+    public static RunConfig Config(ZooEntry e, int threads, string device = "cpu") => e.Members is not null ? Config(e.Member(0), threads, device) :
         (RunConfig.Preset(e.Preset ?? RunConfig.DefaultPreset(e.Arch), e.Arch, e.Task) with { Steps = e.Steps, Threads = threads, KeepCheckpoints = 1, Device = device })
             .With(e.Set).Validate();
 
@@ -194,7 +231,7 @@ public static class ZooCommand
 
     /// <summary>The entries that differ only in their seed and can train packed (dngpu, all_bins), in groups of two or more.</summary>
     public static List<List<ZooEntry>> SeedGroups(IReadOnlyList<ZooEntry> entries, int threads, string device = "cpu") =>
-        entries.Select(e => (Entry: e, Config: Config(e, threads, device)))
+        entries.Where(e => e.Members is null).Select(e => (Entry: e, Config: Config(e, threads, device)))
             .Where(x => MultiSeedTrainer.CanPack(x.Config))
             .GroupBy(x => x.Config with { Seed = 0 })
             .Where(g => g.Count() > 1 && g.Select(x => x.Config.Seed).Distinct().Count() == g.Count())
@@ -239,6 +276,69 @@ public static class ZooCommand
         {
             // the new model has no card: withdraw it with whatever an earlier run published under its name,
             // so every models/NAME.onnx keeps a card and report that describe it
+            Withdraw(outDir, e.Name);
+            Cli.Line(w, $"== {e.Name}: not graded: {Cli.OneLine(x)}");
+            return false;
+        }
+    }
+
+    /// <summary>Exports every member of an ensemble entry (without states, parity checked), joins them into one model,
+    /// checks the joined model against its members, grades it and writes its card, which lists the members; false
+    /// (after one line saying why) when it could not be published.</summary>
+    private static bool PublishEnsemble(ZooEntry e, string runDir, string outDir, GradingBudgets budgets, TextWriter w)
+    {
+        string onnx = Path.Combine(outDir, e.Name + ".onnx");
+        var members = new List<MemberModel>();
+        var described = new JsonArray();
+        Checkpoint? first = null;
+        TrainerState? firstState = null;
+        for (int i = 0; i < e.Members!.Count; i++)
+        {
+            var (model, ckpt) = ModelExporter.LoadModel(ZooEntry.MemberDir(runDir, i));
+            var state = TrainerState.FromJson(ckpt.State);
+            using (model)
+            {
+                ExportResult export;
+                try { export = ModelExporter.Export(model, ckpt.FileHash ?? "", e.ExportOptions with { WithStates = false }); }
+                catch (ParityException x)
+                {
+                    Cli.Line(w, $"== {e.Name}: not published: member {i + 1} ({e.Members[i]}): {x.Message}");
+                    return false;
+                }
+                var member = new MemberModel(export.Model, e.Members[i]);
+                members.Add(member);
+                var json = new JsonObject
+                {
+                    ["init_from"] = state.InitFrom is null ? null : WarmStartStageJson(WarmStartChain.Resolve(ckpt).Stages[0], ckpt.Config),
+                    ["checkpoint_sha256"] = ckpt.FileHash,
+                    ["model_sha256"] = member.Sha256,
+                    ["export_parity_max_abs_difference"] = export.Parity.Max(p => p.MaxAbsDifference),
+                };
+                described.Add(json);
+            }
+            if (i == 0) (first, firstState) = (ckpt, state);
+        }
+        Toolchain.Export.Onnx.Proto.ModelProto joined;
+        IReadOnlyList<EnsembleParityPoint> parity;
+        try
+        {
+            joined = EnsembleWriter.Join(members);
+            parity = EnsembleWriter.CheckParity(joined, members, EnsembleWriter.ParitySizes(members[0], e.ExportOptions.ParityMultiples));
+        }
+        catch (Exception x) when (x is ArgumentException or ParityException)
+        {
+            Cli.Line(w, $"== {e.Name}: not published: {x.Message}");
+            return false;
+        }
+        ModelWriter.Save(joined, onnx);
+        Cli.Line(w, $"== {e.Name}: the ensemble of {members.Count} exported (parity against the members {parity.Max(p => p.MaxAbsDifference):E1})");
+        try
+        {
+            Grade(e, first!, firstState!, onnx, outDir, budgets, w, described);
+            return true;
+        }
+        catch (Exception x) when (x is not OperationCanceledException)
+        {
             Withdraw(outDir, e.Name);
             Cli.Line(w, $"== {e.Name}: not graded: {Cli.OneLine(x)}");
             return false;
@@ -331,10 +431,12 @@ public static class ZooCommand
     /// <summary>Minutes of grading per model: the standard suite's (its break-point search gets half as many again) and the bar's.</summary>
     private sealed record GradingBudgets(double Standard, double Bar);
 
-    private static void Grade(ZooEntry e, Checkpoint ckpt, TrainerState state, string onnx, string outDir, GradingBudgets budgets, TextWriter w)
+    private static void Grade(ZooEntry e, Checkpoint ckpt, TrainerState state, string onnx, string outDir, GradingBudgets budgets, TextWriter w, JsonArray? ensemble = null)
     {
         var results = Evaluate(e, onnx, outDir, budgets.Standard, w);
         var card = Card(e, ckpt, state, onnx, results);
+        // an ensemble's card: the fields above are its first member's; every member is listed here
+        if (ensemble is not null) card["ensemble"] = ensemble;
         if (e.Bar is not null) card["bar"] = GradeBar(e, onnx, outDir, budgets.Bar, w);
         AtomicFile.Write(Path.Combine(outDir, e.Name + ".card.json"), card.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         Cli.Line(w, $"== {e.Name}: {card["summary"]}");
