@@ -418,6 +418,30 @@ public class ZooCommandTests
     }
 
     [Fact]
+    public void A_model_whose_run_folder_another_process_holds_is_not_published_and_the_zoo_says_so()
+    {
+        using var tmp = new Toolchain.Tests.Evaluate.TempDir();
+        File.WriteAllText(tmp["zoo.yaml"], """
+            models:
+              - {name: a, task: copy, arch: cnn, preset: tiny, steps: 2}
+            """);
+        string models = tmp["models"];
+        var (trained, output, err) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--models", models, "--eval-minutes", "0.05");
+        trained.Should().Be(0, output + err);
+        string card = Path.Combine(models, "a.card.json");
+        string before = File.ReadAllText(card);
+
+        // a second zoo (or a training run) holds the run folder: this one neither exports over it nor grades
+        using (Toolchain.Suites.FolderLock.Take(Path.Combine(tmp.Path, "runs", "a"), "another zoo"))
+        {
+            var (code, busy, busyErr) = CliRunner.InProcess("zoo", "--zoo", tmp["zoo.yaml"], "--models", models, "--no-train", "--eval-minutes", "0.05");
+            code.Should().Be(1, busy + busyErr);
+            busy.Should().Contain("== a: not published:").And.Contain("== 1 zoo model failed: a");
+        }
+        File.ReadAllText(card).Should().Be(before, "the published card was left as it was");
+    }
+
+    [Fact]
     public void A_malformed_ensemble_entry_is_refused_when_the_zoo_is_read()
     {
         using var tmp = new Toolchain.Tests.Evaluate.TempDir();

@@ -98,7 +98,7 @@ public static class ZooCommand
             Directory.CreateDirectory(outDir);
             var failed = new List<string>();
             var trained = new HashSet<string>();
-            var budgets = new GradingBudgets(r.GetValue(evalMinutes), r.GetValue(barMinutes) ?? r.GetValue(evalMinutes));
+            var budgets = new GradingBudgets(r.GetValue(evalMinutes), r.GetValue(barMinutes) ?? r.GetValue(evalMinutes), cancel);
             if (r.GetValue(compact) && (r.GetValue(regrade) || r.GetValue(packed)))
                 throw new UserError("--compact only compacts checkpoints; run it without --regrade and --packed");
             if (r.GetValue(packed) && !r.GetValue(noTrain) && !r.GetValue(regrade) && !r.GetValue(compact))
@@ -123,7 +123,7 @@ public static class ZooCommand
                         for (int i = 0; i < e.Members.Count && !cancel.IsCancellationRequested; i++)
                             Train(e.Member(i), ZooEntry.MemberDir(runDir, i), r.GetValue(threads), dev, w, cancel);
                     if (cancel.IsCancellationRequested || Enumerable.Range(0, e.Members.Count).Any(i => Checkpoint.InDirectory(ZooEntry.MemberDir(runDir, i)).Count == 0)) continue;
-                    if (!PublishEnsemble(e, runDir, outDir, budgets, w)) failed.Add(e.Name);
+                    if (!Publishing(e, outDir, w, () => PublishEnsemble(e, runDir, outDir, budgets, w), runDir)) failed.Add(e.Name);
                     continue;
                 }
                 if (r.GetValue(compact))
@@ -138,7 +138,7 @@ public static class ZooCommand
                 }
                 if (!r.GetValue(noTrain) && !trained.Contains(e.Name)) Train(e, runDir, r.GetValue(threads), dev, w, cancel);
                 if (cancel.IsCancellationRequested || Checkpoint.InDirectory(runDir).Count == 0) continue;
-                if (!Publish(e, runDir, outDir, budgets, w)) failed.Add(e.Name);
+                if (!Publishing(e, outDir, w, () => Publish(e, runDir, outDir, budgets, w), runDir)) failed.Add(e.Name);
             }
             if (cancel.IsCancellationRequested) Cli.Line(w, "== interrupted: training stopped with a checkpoint saved; run the same command to continue");
             if (failed.Count == 0) return Task.FromResult(0);
@@ -246,6 +246,31 @@ public static class ZooCommand
         trainer.TryResume();
         Cli.Line(w, $"== {string.Join(", ", group.Select(e => e.Name))}: training {config.Arch} on {config.Task} to step {config.Steps}, {group.Count} seeds packed in one process");
         trainer.Run(cancel);
+    }
+
+    /// <summary>Runs one publish (export, grade, card) under the lock of the entry's run folder, so that a second zoo
+    /// process (or a training run) cannot write the same model, report or run at once: a busy folder is one line and a
+    /// failed entry. A signal stops the grading: the new model, which has no card, is withdrawn (as when grading fails)
+    /// and the zoo ends there. False when the entry failed.</summary>
+    private static bool Publishing(ZooEntry e, string outDir, TextWriter w, Func<bool> publish, string runDir)
+    {
+        try
+        {
+            Directory.CreateDirectory(runDir);
+            using var folderLock = FolderLock.Take(runDir, "zoo publishing");
+            return publish();
+        }
+        catch (FolderBusyException x)
+        {
+            Cli.Line(w, $"== {e.Name}: not published: {x.Message}");
+            return false;
+        }
+        catch (OperationCanceledException)
+        {
+            Withdraw(outDir, e.Name);
+            Cli.Line(w, $"== {e.Name}: grading interrupted; its new model, not yet described by a card, was withdrawn");
+            return true;
+        }
     }
 
     /// <summary>Exports, grades and describes one model; false (after one line saying why) when it could not be
@@ -412,10 +437,10 @@ public static class ZooCommand
         try
         {
             var card = (JsonObject)JsonNode.Parse(File.ReadAllText(cardPath))!;
-            var results = Evaluate(e, onnx, outDir, budgets.Standard, w);
+            var results = Evaluate(e, onnx, outDir, budgets, w);
             foreach (var (key, value) in Measured(onnx, results))
                 card[key] = value?.DeepClone();
-            if (e.Bar is not null) card["bar"] = GradeBar(e, onnx, outDir, budgets.Bar, w);
+            if (e.Bar is not null) card["bar"] = GradeBar(e, onnx, outDir, budgets, w);
             else card.Remove("bar");
             AtomicFile.Write(cardPath, card.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
             Cli.Line(w, $"== {e.Name}: regraded: {card["summary"]}");
@@ -428,27 +453,28 @@ public static class ZooCommand
         }
     }
 
-    /// <summary>Minutes of grading per model: the standard suite's (its break-point search gets half as many again) and the bar's.</summary>
-    private sealed record GradingBudgets(double Standard, double Bar);
+    /// <summary>Minutes of grading per model: the standard suite's (its break-point search gets half as many again) and the
+    /// bar's; and the zoo's signal token, which stops a grading as it stops training.</summary>
+    private sealed record GradingBudgets(double Standard, double Bar, CancellationToken Cancel = default);
 
     private static void Grade(ZooEntry e, Checkpoint ckpt, TrainerState state, string onnx, string outDir, GradingBudgets budgets, TextWriter w, JsonArray? ensemble = null)
     {
-        var results = Evaluate(e, onnx, outDir, budgets.Standard, w);
+        var results = Evaluate(e, onnx, outDir, budgets, w);
         var card = Card(e, ckpt, state, onnx, results);
         // an ensemble's card: the fields above are its first member's; every member is listed here
         if (ensemble is not null) card["ensemble"] = ensemble;
-        if (e.Bar is not null) card["bar"] = GradeBar(e, onnx, outDir, budgets.Bar, w);
+        if (e.Bar is not null) card["bar"] = GradeBar(e, onnx, outDir, budgets, w);
         AtomicFile.Write(Path.Combine(outDir, e.Name + ".card.json"), card.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         Cli.Line(w, $"== {e.Name}: {card["summary"]}");
     }
 
     /// <summary>Grades on the standard suite with a break-point search into models/NAME.report/.</summary>
-    private static Results Evaluate(ZooEntry e, string onnx, string outDir, double evalMinutes, TextWriter w) =>
-        GradeOn(SuiteFile.LoadBuiltIn("standard"), onnx, Path.Combine(outDir, e.Name + ".report"), evalMinutes, breakPoint: true, w);
+    private static Results Evaluate(ZooEntry e, string onnx, string outDir, GradingBudgets budgets, TextWriter w) =>
+        GradeOn(SuiteFile.LoadBuiltIn("standard"), onnx, Path.Combine(outDir, e.Name + ".report"), budgets.Standard, breakPoint: true, w, budgets.Cancel);
 
     /// <summary>Grades a model on a suite into a fresh folder (the standard report or the bar) within the budget, with
     /// or without a break-point search (half the budget again).</summary>
-    private static Results GradeOn(SuiteDefinition suite, string onnx, string dir, double minutes, bool breakPoint, TextWriter w)
+    private static Results GradeOn(SuiteDefinition suite, string onnx, string dir, double minutes, bool breakPoint, TextWriter w, CancellationToken cancel)
     {
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         var (info, runner) = ModelIntake.Open(onnx, null, null, new RunnerOptions { Provider = ProviderChoice.Cpu, Log = line => Cli.Line(w, "   " + line) });
@@ -463,6 +489,7 @@ public static class ZooCommand
                 BreakPoint = breakPoint,
                 BreakPointOptions = new BreakPointOptions { Seconds = minutes * 30 },
                 Log = line => Cli.Line(w, "   " + line),
+                Cancel = cancel,
             });
         }
         foreach (var f in new[] { Evaluator.PlanFile, Evaluator.UnitsFile, Evaluator.BreakPointFile, FolderLock.FileName })
@@ -588,11 +615,11 @@ public static class ZooCommand
     /// `bar_gates`, every planned example graded and every rule passing (the card's `bar.gates` lists each rule with
     /// its value). A level the budget trimmed or skipped leaves the bar unmet, and the card says which, apart from
     /// the examples graded and wrong (or the rules that failed).</summary>
-    private static JsonObject GradeBar(ZooEntry e, string onnx, string outDir, double minutes, TextWriter w)
+    private static JsonObject GradeBar(ZooEntry e, string onnx, string outDir, GradingBudgets budgets, TextWriter w)
     {
         var suite = e.BarSuite()!;
         Cli.Line(w, $"== {e.Name}: grading its bar, {e.Bar} ({suite.Name}, seed {suite.Seed})");
-        var results = GradeOn(suite, onnx, Path.Combine(outDir, e.Name + ".bar"), minutes, breakPoint: false, w);
+        var results = GradeOn(suite, onnx, Path.Combine(outDir, e.Name + ".bar"), budgets.Bar, breakPoint: false, w, budgets.Cancel);
         var rules = e.BarRules;
         var shortfalls = new List<string>();
         foreach (var l in results.Levels)
