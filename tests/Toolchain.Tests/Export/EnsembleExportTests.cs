@@ -135,6 +135,7 @@ public class EnsembleExportTests
         drawn.Should().Be(2);
         drawErr.Should().StartWith("error:").And.Contain("an ensemble of 3 in one file").And.Contain("visualize one member");
 
+        var wrongBytes = File.ReadAllBytes(wrong);
         File.WriteAllText(tmp["junk.onnx"], "not a model");
         foreach (var args in new[]
         {
@@ -144,6 +145,7 @@ public class EnsembleExportTests
             new[] { "export", tmp.Path, "--ensemble", right, wrong, "--out", tmp["x.onnx"] },
             new[] { "export", "--ensemble", right, wrong, "--with-states", "--out", tmp["x.onnx"] },
             new[] { "export", "--out", tmp["x.onnx"] },
+            new[] { "export", "--ensemble", right, wrong, "--out", wrong },
         })
         {
             var (c, _, e) = CliRunner.InProcess(args);
@@ -152,5 +154,6 @@ public class EnsembleExportTests
             e.Trim().Split('\n').Should().HaveCount(1);
         }
         File.Exists(tmp["x.onnx"]).Should().BeFalse("a refused export writes nothing");
+        File.ReadAllBytes(wrong).Should().Equal(wrongBytes, "a member named as --out is left as it was");
     }
 }

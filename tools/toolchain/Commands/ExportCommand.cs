@@ -73,6 +73,8 @@ public static class ExportCommand
     {
         if (paths.Length < 2) throw new UserError($"--ensemble needs at least two models, got {paths.Length}: toolchain export --ensemble A.onnx B.onnx ... --out E.onnx");
         if (Directory.Exists(path)) throw new UserError($"--out '{path}' is a folder; name the model file to write, e.g. {Path.Combine(path, "ensemble.onnx")}");
+        if (paths.FirstOrDefault(m => Path.GetFullPath(m) == Path.GetFullPath(path)) is { } member)
+            throw new UserError($"--out '{path}' is one of the members; write the ensemble to a new file, e.g. {Path.Combine(Path.GetDirectoryName(path) ?? "", "ensemble.onnx")}");
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var members = paths.Select(ReadMember).ToList();
         double[] parityAt = multiples is null ? [1, 4] : ExportOptions.ParseMultiples(multiples, "--parity-multiples");
