@@ -45,6 +45,10 @@ public static class EnsembleWriter
     {
         if (members.Count < 2) throw new ArgumentException($"an ensemble needs at least two models, got {members.Count}");
         var first = members[0];
+        if (TaskRegistry.TryGet(first.Metadata("toolchain.task")) is null)
+            throw new ArgumentException($"'{first.Source}' is a model of task '{first.Metadata("toolchain.task")}', which this toolchain does not know; known tasks: {string.Join(", ", TaskRegistry.All.Select(t => t.Name))}");
+        if (!int.TryParse(first.Metadata("toolchain.train_length"), NumberStyles.None, CultureInfo.InvariantCulture, out int size) || size < 1)
+            throw new ArgumentException($"'{first.Source}' has toolchain.train_length = '{first.Metadata("toolchain.train_length")}', not a positive whole number; export it again with `toolchain export`");
         foreach (var m in members)
         {
             foreach (var key in SharedKeys)

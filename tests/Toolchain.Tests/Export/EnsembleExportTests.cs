@@ -101,6 +101,14 @@ public class EnsembleExportTests
         act.Should().Throw<ArgumentException>().WithMessage("*toolchain.train_length*");
         act = () => EnsembleWriter.Join([copy, new MemberModel(OracleModels.NoMetadata(), "bare.onnx")]);
         act.Should().Throw<ArgumentException>().WithMessage("*'bare.onnx' has no 'toolchain.contract' metadata*");
+        var odd = OracleModels.Metadata("copy", 10);
+        odd["toolchain.task"] = "nosuch";
+        act = () => EnsembleWriter.Join([new MemberModel(OracleModels.Copy(metadata: odd), "odd.onnx"), copy]);
+        act.Should().Throw<ArgumentException>().WithMessage("*'odd.onnx' is a model of task 'nosuch'*known tasks*");
+        odd["toolchain.task"] = "copy";
+        odd["toolchain.train_length"] = "ten";
+        act = () => EnsembleWriter.Join([new MemberModel(OracleModels.Copy(metadata: odd), "odd.onnx"), copy]);
+        act.Should().Throw<ArgumentException>().WithMessage("*'odd.onnx' has toolchain.train_length = 'ten'*");
         var joined = new MemberModel(EnsembleWriter.Join([copy, copy]), "joined.onnx");
         act = () => EnsembleWriter.Join([joined, copy]);
         act.Should().Throw<ArgumentException>().WithMessage("*'joined.onnx' is already an ensemble*");
