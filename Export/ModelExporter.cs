@@ -189,10 +189,7 @@ public static class ModelExporter
             {
                 var tokens = ParityInputs(task, size, length, options.ParityBatch);
                 var expected = Logits(model, tokens, options.ParityBatch, length); // float32 values, held as double
-                using var input = OrtValue.CreateTensorValueFromMemory(tokens, [options.ParityBatch, length]);
-                using var runOptions = new RunOptions();
-                using var outputs = session.Run(runOptions, ["tokens"], [input], ["logits"]);
-                var got = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+                var got = RunLogits(session, tokens, options.ParityBatch, length);
                 if (got.Length != expected.Length)
                     throw new ParityException($"ONNX Runtime returned {got.Length} logits where TorchSharp returned {expected.Length} (length {length})");
                 // a NaN or infinite logit is no answer, in either runtime, whatever the difference between them
@@ -229,6 +226,15 @@ public static class ModelExporter
         }
         finally { exact?.Dispose(); }
         return (points, sessionTime);
+    }
+
+    /// <summary>ONNX Runtime's logits for flattened [batch, length] tokens (contract 1: `tokens` in, `logits` out).</summary>
+    public static float[] RunLogits(InferenceSession session, long[] tokens, int batch, int length)
+    {
+        using var input = OrtValue.CreateTensorValueFromMemory(tokens, [batch, length]);
+        using var runOptions = new RunOptions();
+        using var outputs = session.Run(runOptions, ["tokens"], [input], ["logits"]);
+        return outputs[0].GetTensorDataAsSpan<float>().ToArray();
     }
 
     /// <summary>TorchSharp float32 this far from float64 means the model amplifies rounding without bound at

@@ -14,9 +14,10 @@ public sealed record MemberModel(ModelProto Model, string Source)
 {
     public string Sha256 { get; } = Convert.ToHexStringLower(SHA256.HashData(Model.ToByteArray()));
 
-    /// <summary>A metadata value; the export mode, when a hand-built model does not say, is loop (one model for every length).</summary>
+    /// <summary>The export mode; loop (one model for every length) when a hand-built model does not say.</summary>
+    public string Mode => Model.MetadataProps.FirstOrDefault(p => p.Key == "toolchain.mode")?.Value ?? "loop";
+
     public string Metadata(string key) => Model.MetadataProps.FirstOrDefault(p => p.Key == key)?.Value
-        ?? (key == "toolchain.mode" ? "loop" : null)
         ?? throw new ArgumentException($"'{Source}' has no '{key}' metadata: it was not exported by `toolchain export`; an ensemble joins models this toolchain exported");
 }
 
@@ -39,7 +40,7 @@ public static class EnsembleWriter
     public const string MembersKey = "toolchain.ensemble";
 
     /// <summary>Metadata that must agree between members (what the model is graded on and how its input is read).</summary>
-    private static readonly string[] SharedKeys = ["toolchain.contract", "toolchain.task", "toolchain.vocab", "toolchain.train_length", "toolchain.mode"];
+    private static readonly string[] SharedKeys = ["toolchain.contract", "toolchain.task", "toolchain.vocab", "toolchain.train_length"];
 
     public static ModelProto Join(IReadOnlyList<MemberModel> members)
     {
@@ -54,11 +55,13 @@ public static class EnsembleWriter
             foreach (var key in SharedKeys)
                 if (m.Metadata(key) != first.Metadata(key))
                     throw new ArgumentException($"'{m.Source}' has {key} = {m.Metadata(key)} but '{first.Source}' has {first.Metadata(key)}; an ensemble joins models of one task, vocabulary, training size and export mode");
-            if (m.Metadata("toolchain.mode") == "unrolled" && m.Metadata("toolchain.length") != first.Metadata("toolchain.length"))
+            if (m.Mode != first.Mode)
+                throw new ArgumentException($"'{m.Source}' has toolchain.mode = {m.Mode} but '{first.Source}' has {first.Mode}; an ensemble joins models of one task, vocabulary, training size and export mode");
+            if (m.Mode == "unrolled" && m.Metadata("toolchain.length") != first.Metadata("toolchain.length"))
                 throw new ArgumentException($"'{m.Source}' is unrolled for length {m.Metadata("toolchain.length")} but '{first.Source}' for {first.Metadata("toolchain.length")}; join models of one length");
             if (m.Model.MetadataProps.Any(p => p.Key == MembersKey))
                 throw new ArgumentException($"'{m.Source}' is already an ensemble; join its members and the other models in one ensemble instead");
-            if (m.Model.IrVersion != first.Model.IrVersion || !SameOpsets(m.Model, first.Model))
+            if (m.Model.IrVersion != first.Model.IrVersion || Opsets(m.Model) != Opsets(first.Model))
                 throw new ArgumentException($"'{m.Source}' has IR {m.Model.IrVersion} and opsets {Opsets(m.Model)} but '{first.Source}' has IR {first.Model.IrVersion} and {Opsets(first.Model)}; export both with this toolchain");
             var g = m.Model.Graph ?? throw new ArgumentException($"'{m.Source}' has no graph");
             if (g.Input.Count != 1 || g.Input[0].Name != "tokens")
@@ -69,26 +72,26 @@ public static class EnsembleWriter
                 throw new ArgumentException($"'{m.Source}' has outputs {string.Join(", ", g.Output.Select(o => o.Name))}; contract 1 has the one output 'logits'");
         }
 
-        var graph = new GraphProto { Name = $"ensemble_{members.Count}_{first.Metadata("toolchain.task")}" };
+        // the averaging tail, built first under its own prefix; the members' nodes go before it (topological order)
+        var tail = new GraphBuilder($"ensemble_{members.Count}_{first.Metadata("toolchain.task")}", prefix: "ensemble.");
+        var logProbs = Enumerable.Range(0, members.Count)
+            .Select(k => tail.Node("Unsqueeze", [tail.Node("LogSoftmax", [$"m{k}.logits"], attrs: Attr.Int("axis", -1)), tail.Ints(0)]))
+            .ToArray();
+        var logSum = tail.Node("ReduceLogSumExp", [tail.Node("Concat", logProbs, attrs: Attr.Int("axis", 0)), tail.Ints(0)], attrs: Attr.Int("keepdims", 0));
+        tail.Node("Sub", [logSum, tail.Scalar((float)Math.Log(members.Count))], "logits");
+        var graph = tail.Build();
+        var tailNodes = graph.Node.ToList();
+        graph.Node.Clear();
         graph.Input.Add(first.Model.Graph.Input[0].Clone());
-        var logProbs = new List<string>();
         for (int k = 0; k < members.Count; k++)
         {
             var g = members[k].Model.Graph.Clone();
-            string prefix = $"m{k}.";
-            Rename(g, prefix, keep: "tokens");
+            Rename(g, $"m{k}.", keep: "tokens");
             graph.Node.AddRange(g.Node);
             graph.Initializer.AddRange(g.Initializer);
             graph.ValueInfo.AddRange(g.ValueInfo);
-            graph.Node.Add(Node("LogSoftmax", [prefix + "logits"], prefix + "log_probs", Int("axis", -1)));
-            graph.Node.Add(Node("Unsqueeze", [prefix + "log_probs", "ensemble.axis0"], prefix + "log_probs_1"));
-            logProbs.Add(prefix + "log_probs_1");
         }
-        graph.Initializer.Add(Int64Tensor("ensemble.axis0", 0));
-        graph.Initializer.Add(new TensorProto { Name = "ensemble.log_k", DataType = (int)TensorProto.Types.DataType.Float, FloatData = { (float)Math.Log(members.Count) } });
-        graph.Node.Add(Node("Concat", [.. logProbs], "ensemble.stacked", Int("axis", 0)));
-        graph.Node.Add(Node("ReduceLogSumExp", ["ensemble.stacked", "ensemble.axis0"], "ensemble.log_sum", Int("keepdims", 0)));
-        graph.Node.Add(Node("Sub", ["ensemble.log_sum", "ensemble.log_k"], "logits"));
+        graph.Node.AddRange(tailNodes);
         graph.Output.Add(first.Model.Graph.Output[0].Clone());
 
         var model = new ModelProto
@@ -100,9 +103,10 @@ public static class EnsembleWriter
         };
         model.OpsetImport.AddRange(first.Model.OpsetImport.Select(o => o.Clone()));
         // the first member's metadata (task, vocabulary, size, architecture, its config) describes the ensemble's
-        // input and output; the source is a hash over the members', and every member is listed
+        // input and output; the source is the SHA-256 over the members' hashes, one per line, as `eval --ensemble`
+        // names the same members, and every member is listed
         var metadata = first.Model.MetadataProps.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
-        metadata["toolchain.source"] = "ensemble:" + Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join(",", members.Select(m => m.Sha256)))));
+        metadata["toolchain.source"] = "ensemble:" + Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join("\n", members.Select(m => m.Sha256)))));
         metadata[MembersKey] = JsonSerializer.Serialize(members.Select(m => new Dictionary<string, object?>
         {
             ["source"] = m.Source,
@@ -129,7 +133,7 @@ public static class EnsembleWriter
             {
                 int length = task.LengthForSize(size);
                 var tokens = ModelExporter.ParityInputs(task, size, length, batch);
-                var logits = sessions.Select(s => Run(s, tokens, batch, length)).ToList();
+                var logits = sessions.Select(s => ModelExporter.RunLogits(s, tokens, batch, length)).ToList();
                 int vocab = task.Vocab.Count, positions = batch * length;
                 double worst = 0;
                 for (int p = 0; p < positions; p++)
@@ -155,7 +159,7 @@ public static class EnsembleWriter
     public static IReadOnlyList<int> ParitySizes(MemberModel member, IReadOnlyList<double> multiples)
     {
         var task = TaskRegistry.Get(member.Metadata("toolchain.task"));
-        if (member.Metadata("toolchain.mode") == "unrolled")
+        if (member.Mode == "unrolled")
             return [task.SizeForLength(int.Parse(member.Metadata("toolchain.length"), CultureInfo.InvariantCulture))];
         int trainLength = int.Parse(member.Metadata("toolchain.train_length"), CultureInfo.InvariantCulture);
         return multiples.Select(m => Math.Max(task.MinSize, (int)Math.Round(trainLength * m))).Distinct().ToList();
@@ -179,14 +183,6 @@ public static class EnsembleWriter
         return result;
     }
 
-    private static float[] Run(InferenceSession session, long[] tokens, int batch, int length)
-    {
-        using var input = OrtValue.CreateTensorValueFromMemory(tokens, [batch, length]);
-        using var runOptions = new RunOptions();
-        using var outputs = session.Run(runOptions, ["tokens"], [input], ["logits"]);
-        return outputs[0].GetTensorDataAsSpan<float>().ToArray();
-    }
-
     /// <summary>Prefixes every value, initializer and node name of a graph and of its subgraphs (which may name the
     /// outer graph's values: the same prefix keeps those references intact), except <paramref name="keep"/>.</summary>
     private static void Rename(GraphProto g, string prefix, string keep)
@@ -206,22 +202,6 @@ public static class EnsembleWriter
             }
         }
     }
-
-    private static NodeProto Node(string op, string[] inputs, string output, params AttributeProto[] attrs)
-    {
-        var n = new NodeProto { OpType = op, Name = output + "_node" };
-        n.Input.AddRange(inputs);
-        n.Output.Add(output);
-        n.Attribute.AddRange(attrs);
-        return n;
-    }
-
-    private static AttributeProto Int(string name, long value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
-
-    private static TensorProto Int64Tensor(string name, long value) =>
-        new() { Name = name, DataType = (int)TensorProto.Types.DataType.Int64, Dims = { 1 }, Int64Data = { value } };
-
-    private static bool SameOpsets(ModelProto a, ModelProto b) => Opsets(a) == Opsets(b);
 
     private static string Opsets(ModelProto m) =>
         string.Join(",", m.OpsetImport.OrderBy(o => o.Domain, StringComparer.Ordinal).Select(o => $"{(o.Domain.Length == 0 ? "ai.onnx" : o.Domain)}:{o.Version}"));

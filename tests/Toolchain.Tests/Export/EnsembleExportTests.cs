@@ -64,6 +64,9 @@ public class EnsembleExportTests
         listed.Select(m => (string)m!["sha256"]!).Should().Equal(members.Select(m => m.Sha256));
         listed.Select(m => (string)m!["source_checkpoint"]!).Should().Equal("seed-3", "seed-4", "seed-5");
         meta["toolchain.source"].Should().StartWith("ensemble:").And.HaveLength("ensemble:".Length + 64);
+        var (ensembleInfo, ensembleRunner) = ModelIntake.OpenEnsemble(paths, null, null, Cpu);
+        ensembleRunner.Dispose();
+        meta["toolchain.source"].Should().Be("ensemble:" + ensembleInfo.Sha256, "the joined file names its members as eval --ensemble names the same files");
     }
 
     [Fact]
